@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * source.h - the interface between kernel event sources and the daemon core.
+ *
+ * A source turns what the kernel reports into struct source_event and hands
+ * each one to its sink.  Paths are in the source's "path space" for the
+ * event's filesystem (identified by dev): the fanotify source reports paths
+ * relative to the root of the mount it resolves handles through (a detached
+ * clone, so the daemon never pins a mount and umount keeps working); the
+ * inotify source reports the daemon's absolute paths.  source_ops.watch()
+ * returns the subscription root in that same space, so the core maps an
+ * event to the subscriber's absolute path by swapping the prefix.
+ *
+ * A source never keeps a descriptor the core passed to it: it may use
+ * @dirfd during watch() only.  Sources never block: the kernel fd is read
+ * from the libevent loop in large batches.
+ */
+#ifndef FSNOTED_SOURCE_H
+#define FSNOTED_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "pool.h"
+
+struct source_event {
+	uint32_t type;          /* FSNOTE_EV_* */
+	uint32_t flags;         /* FSNOTE_FLAG_IS_DIR, FSNOTE_FLAG_RENAMED ... */
+	uint32_t pid;           /* 0 if unknown */
+	uint64_t time_ns;       /* CLOCK_REALTIME when read */
+	uint64_t dev;           /* st_dev of the filesystem */
+	const char *path;       /* source space, starts with '/', no trailing '/' except "/" */
+	size_t path_len;
+	const char *dest;       /* rename destination, else NULL */
+	size_t dest_len;
+	struct pool_stat st, dest_st;
+};
+
+struct source;
+struct source_watch;
+
+/* Implemented by the core; called by sources from the event loop. */
+struct source_sink {
+	void *ctx;
+	void (*event)(void *ctx, const struct source_event *ev);
+	/* The kernel queue overflowed: events on @dev (0 = every filesystem
+	 * of this source) were lost.  @scope: a source-space directory that
+	 * covers the loss, or NULL for the whole filesystem. */
+	void (*overflow)(void *ctx, uint64_t dev, const char *scope);
+	/* @dev was unmounted; every watch on it is dead (the core ends the
+	 * subscriptions and calls unwatch). */
+	void (*unmount)(void *ctx, uint64_t dev);
+	/* A watch can no longer be kept complete (inotify: max_user_watches
+	 * exhausted while following new directories).  @error is -errno. */
+	void (*watch_error)(void *ctx, struct source_watch *w, int error);
+};
+
+enum source_watch_flags {
+	SOURCE_WATCH_RECURSIVE = 1u << 0, /* the whole subtree (else the directory and its children) */
+};
+
+struct source_watch_info {
+	uint64_t dev;           /* filesystem of the root */
+	char *root;             /* the root in source space (malloc, caller frees) */
+	uint32_t flags;         /* FSNOTE_FLAG_LOCAL_ONLY where only local changes are seen */
+};
+
+struct source_ops {
+	const char *name;       /* "fanotify", "inotify" */
+	/* Starts watching the directory open at @dirfd (borrowed, not kept),
+	 * whose absolute path in the daemon is @path.  Returns 0 with *ret and
+	 * *ret_info filled, or -errno: -EXDEV/-EOPNOTSUPP for a filesystem the
+	 * source cannot watch completely (with a reason in *ret_reason, static
+	 * string), -ENOSPC when kernel watch limits are exhausted. */
+	int (*watch)(struct source *s, int dirfd, const char *path, uint32_t flags,
+		     struct source_watch **ret, struct source_watch_info *ret_info,
+		     const char **ret_reason);
+	void (*unwatch)(struct source *s, struct source_watch *w);
+	/* The union of event types (FSNOTE_EV_BIT) some subscriber wants. */
+	void (*set_interest)(struct source *s, uint64_t type_mask);
+	/* Reads, synchronously, everything the kernel has queued so far and
+	 * hands it to the sink.  Returns 0 or -errno. */
+	int (*flush)(struct source *s);
+	/* Adds the source's figures to @obj (marks, cache hit rate, features). */
+	void (*status)(struct source *s, json_t *obj);
+	/* FSNOTE_FEATURE_* this source provides. */
+	uint64_t (*features)(struct source *s);
+	void (*free)(struct source *s);
+};
+
+struct source {
+	const struct source_ops *ops;
+};
+
+/* Each returns 0 or -errno (-EPERM without the needed capability, -ENOSYS
+ * when the kernel lacks what the source needs). */
+int source_fanotify_new(struct event_base *base, const struct source_sink *sink,
+			struct source **ret);
+int source_inotify_new(struct event_base *base, const struct source_sink *sink,
+		       struct source **ret);
+
+static inline struct source *source_free(struct source *s)
+{
+	if (s)
+		s->ops->free(s);
+	return NULL;
+}
+
+#endif
