@@ -52,7 +52,8 @@ static const struct record_rule rules[] = {
 
 	{ FSNOTE_REP_HELLO, "hello-reply",
 	  A(VERSION) | A(SERVER_VERSION) | A(FEATURES) | A(BACKEND), A(VERSION), 0 },
-	{ FSNOTE_REP_SUBSCRIBED, "subscribed", A(REQ_ID) | A(SUB_ID) | A(ID) | A(PATH) | A(DEV),
+	{ FSNOTE_REP_SUBSCRIBED, "subscribed",
+	  A(REQ_ID) | A(SUB_ID) | A(ID) | A(PATH) | A(DEV) | A(FLAGS) | A(MESSAGE) | A(BACKEND),
 	  A(REQ_ID) | A(SUB_ID) | A(ID), 0 },
 	{ FSNOTE_REP_UNSUBSCRIBED, "unsubscribed", A(REQ_ID) | A(SUB_ID), A(REQ_ID) | A(SUB_ID), 0 },
 	{ FSNOTE_REP_CURRENT_ID, "current-id-reply", A(REQ_ID) | A(ID), A(REQ_ID) | A(ID), 0 },

@@ -61,7 +61,9 @@ enum fsnote_record_type {
 	/* replies; each carries the REQ_ID of its request */
 	FSNOTE_REP_HELLO = 0x0201,        /* VERSION, SERVER_VERSION, FEATURES, BACKEND */
 	FSNOTE_REP_SUBSCRIBED = 0x0202,   /* REQ_ID, SUB_ID, ID (current event ID),
-	                                   * PATH (root as the daemon sees it), [DEV] */
+	                                   * [PATH] (root as the daemon sees it), [DEV],
+	                                   * [FLAGS] (FSNOTE_FLAG_LOCAL_ONLY ...), [MESSAGE]
+	                                   * (a warning for the user), [BACKEND] */
 	FSNOTE_REP_UNSUBSCRIBED = 0x0203, /* REQ_ID, SUB_ID */
 	FSNOTE_REP_CURRENT_ID = 0x0204,   /* REQ_ID, ID */
 	FSNOTE_REP_STATUS = 0x0205,       /* REQ_ID, JSON */
