@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * daemon.h - the daemon's core state, shared by server.c (connections and
+ * requests) and subscriber.c (subscriptions, fan-out, delivery).
+ *
+ * Ownership: struct daemon owns the event base, the pool, the sources, the
+ * access checker, every client and (through its clients) every
+ * subscription.  A client owns its socket, its input and output buffers, its
+ * libevent events and its subscriptions.  A subscription owns its ring, its
+ * latency timer and its source watches; it never holds a descriptor of the
+ * directory it watches (so that unmount keeps working).
+ */
+#ifndef FSNOTED_DAEMON_H
+#define FSNOTED_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <jansson.h>
+
+#include "access.h"
+#include "codec.h"
+#include "config.h"
+#include "pool.h"
+#include "source.h"
+
+struct client;
+struct sub;
+
+/* What one uid holds; every connection, subscription and queued byte is
+ * charged here. */
+struct uid_acct {
+	uid_t uid;
+	uint32_t connections;
+	uint32_t subscriptions;
+	size_t queued_bytes;
+	struct uid_acct *next;
+};
+
+/* One filesystem's share of a subscription: a whole-system subscription
+ * has one per filesystem, any other exactly one. */
+struct anchor {
+	struct sub *sub;
+	struct source *source;
+	struct source_watch *watch;   /* NULL once the filesystem is gone */
+	uint64_t dev;
+	char *root_src;               /* root in the source's path space */
+	size_t root_src_len;
+	char *root_abs;               /* root as the daemon's absolute path */
+	size_t root_abs_len;
+	uint64_t root_ino;
+	struct anchor *dev_next;      /* daemon's per-filesystem list */
+};
+
+struct sub {
+	uint32_t id;
+	struct client *client;
+	struct ring *ring;
+	struct event *timer;          /* latency window, created on first use */
+	struct anchor *anchors;
+	size_t n_anchors;
+	uint32_t flags;               /* FSNOTE_SUB_* */
+	uint32_t event_flags;         /* FSNOTE_FLAG_LOCAL_ONLY ... for every event */
+	uint64_t mask;                /* FSNOTE_EV_BIT set */
+	uint64_t dev_filter;          /* 0 = none */
+	uint32_t latency_us, batch, depth;
+	char **excludes;
+	size_t n_excludes;
+	bool privileged;              /* sees everything, pids included */
+	bool ending;                  /* unmounted or root deleted: free when drained */
+	struct sub *next;             /* client's list */
+};
+
+struct client {
+	struct daemon *d;
+	int fd;
+	struct event *ev_read, *ev_write, *ev_drain, *ev_deadline;
+	struct evbuffer *in, *out;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	char comm[32];
+	struct access_cred *cred;
+	struct uid_acct *acct;
+	bool hello_done;
+	bool privileged;              /* root or the privileged group */
+	bool closing;                 /* flush out, then free */
+	bool read_paused;
+	uint64_t in_offset;           /* bytes received so far */
+	int pending_fd;               /* from SCM_RIGHTS, -1 if none */
+	uint64_t pending_fd_offset;   /* stream offset of the bytes it came with */
+	size_t charged;               /* out bytes charged to acct */
+	struct sub *subs;
+	struct sub *drain_cursor;     /* round-robin position */
+	struct client *prev, *next;
+};
+
+struct daemon {
+	struct event_base *base;
+	struct config cfg;
+	char *config_path;
+	bool config_explicit;
+	struct pool *pool;
+	struct access *access;
+	struct source *primary;       /* fanotify or inotify */
+	struct source *fallback;      /* inotify, created when first needed */
+	struct evconnlistener *listener;
+	char *socket_path;            /* bound by us (unlinked at exit), or NULL */
+	struct client *clients;
+	size_t n_clients;
+	struct uid_acct *accts;
+	struct anchor **dev_heads;    /* per-filesystem anchor lists */
+	uint64_t *dev_keys;
+	size_t n_devs;
+	struct sub *system_subs_hint; /* unused marker for status */
+	uint32_t next_sub_id;
+	size_t n_subs, n_unprivileged;
+	uint32_t interest[FSNOTE_EV_MAX + 1];
+	uint64_t interest_mask;
+	uint64_t events_in, events_delivered, events_denied;
+	uint64_t start_ns;
+	bool draining;
+	struct event *ev_status, *ev_watchdog, *ev_exit;
+	uint64_t watchdog_usec;
+};
+
+/* subscriber.c */
+int sub_create(struct daemon *d, struct client *c, const struct codec_record *req, int dirfd,
+	       struct sub **ret, char *err, size_t errlen);
+void sub_destroy(struct sub *s);
+struct sub *sub_find(struct client *c, uint32_t id);
+/* Moves pending events of @c's subscriptions into its output buffer until
+ * the buffer reaches its high-water mark.  Returns true if anything is
+ * still pending. */
+bool sub_drain_client(struct client *c, size_t high_water);
+/* Moves every pending event of @s into @s->client's output, bounded only by
+ * the ring (the flush barrier). */
+void sub_drain_all(struct sub *s);
+void sub_sink_init(struct daemon *d, struct source_sink *sink);
+int sub_inject(struct daemon *d, const struct codec_record *req, uint64_t *ret_id);
+void sub_status(struct daemon *d, const struct client *asker, json_t *root);
+void sub_ring_dropped(struct ring *r, void *owner);
+uint64_t now_mono_ns(void);
+uint64_t now_real_ns(void);
+
+/* server.c */
+int server_listen(struct daemon *d, const char *path);
+void server_schedule_drain(struct client *c);
+void server_send_error(struct client *c, uint32_t req_id, int error, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void server_begin_shutdown(struct daemon *d);
+void server_free_clients(struct daemon *d);
+struct uid_acct *server_acct(struct daemon *d, uid_t uid);
+/* Charge or release output bytes against the client's uid. */
+void server_charge(struct client *c);
+
+#endif

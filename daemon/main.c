@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * main.c - fsnoted: options, configuration, start-up, signals and shutdown.
+ *
+ * Start-up order matters for readiness: the configuration is read, the
+ * kernel source is opened (fanotify, or inotify when fanotify cannot serve),
+ * the listening socket is taken from the service manager or bound, and only
+ * then is READY=1 sent.  SIGTERM stops accepting, sends every client a
+ * shutdown record after what it already had queued, and exits 0 once the
+ * clients are gone (or after a grace period).  SIGHUP reloads the
+ * configuration; a file that does not parse leaves the running one in place.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+
+#define DEFAULT_SOCKET "/run/fsnoted/fsnoted.sock"
+#define STATUS_INTERVAL_S 5
+#define SHUTDOWN_GRACE_S 3
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: fsnoted [OPTION]...\n"
+		"The filesystem notification daemon: owns fanotify (inotify where fanotify\n"
+		"cannot serve) and hands events to unprivileged clients over a Unix socket.\n"
+		"\n"
+		"  -c, --config FILE      configuration file (default %s)\n"
+		"  -s, --socket PATH      listen on PATH (default %s) unless the\n"
+		"                         service manager passes a socket\n"
+		"  -f, --foreground       log to stderr (the journal is used under systemd)\n"
+		"  -l, --log-level LEVEL  error, warning, notice, info or debug\n"
+		"  -b, --backend NAME     auto, fanotify or inotify\n"
+		"  -h, --help             show this help and exit\n"
+		"  -V, --version          show the version and exit\n"
+		"\n"
+		"See fsnoted(8) and fsnoted.conf(5).\n",
+		CONFIG_DEFAULT_PATH, DEFAULT_SOCKET);
+}
+
+static int pool_limits_from(const struct config *cfg, uint64_t first_id, struct pool_limits *ret)
+{
+	*ret = (struct pool_limits){
+		.max_events = cfg->pool_max_events,
+		.max_bytes = cfg->pool_max_bytes,
+		.history = cfg->history_events,
+		.coalesce_ns = (uint64_t)cfg->coalesce_ms * 1000000ull,
+		.first_id = first_id,
+	};
+	return 0;
+}
+
+static void notify_status(struct daemon *d)
+{
+	struct pool_stats ps;
+	pool_get_stats(d->pool, &ps);
+	sd_notifyf(0, "STATUS=%zu clients, %zu subscriptions, %zu/%zu events pooled, "
+		      "current ID %llu, backend %s",
+		   d->n_clients, d->n_subs, ps.events, ps.max_events,
+		   (unsigned long long)ps.current_id, d->primary->ops->name);
+}
+
+static void status_cb(evutil_socket_t fd, short what, void *arg)
+{
+	notify_status(arg);
+}
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static void reload(struct daemon *d)
+{
+	struct config cfg;
+	char err[512];
+
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)(now_mono_ns() / 1000));
+	int r = config_load(d->config_path, !d->config_explicit, &cfg, err, sizeof(err));
+	if (r < 0) {
+		log_err("reload failed, keeping the running configuration: %s", err);
+		sd_notify(0, "READY=1");
+		return;
+	}
+	/* the socket path and the backend stay as started */
+	struct pool_limits lim;
+	pool_limits_from(&cfg, 0, &lim);
+	pool_set_limits(d->pool, &lim);
+	log_set_level(cfg.log_level);
+	config_clear(&d->cfg);
+	d->cfg = cfg;
+	log_notice("configuration reloaded from %s", d->config_path);
+	sd_notify(0, "READY=1");
+	notify_status(d);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (sig == SIGHUP) {
+		reload(d);
+		return;
+	}
+	log_notice("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	sd_notify(0, "STOPPING=1");
+	server_begin_shutdown(d);
+	/* clients that will not take their goodbye get a few seconds */
+	struct timeval tv = { SHUTDOWN_GRACE_S, 0 };
+	if (d->ev_exit)
+		evtimer_add(d->ev_exit, &tv);
+}
+
+static void exit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	event_base_loopbreak(d->base);
+}
+
+static int open_source(struct daemon *d, enum config_backend want)
+{
+	struct source_sink sink;
+	int r = -ENOSYS;
+
+	sub_sink_init(d, &sink);
+	if (want != CONFIG_BACKEND_INOTIFY) {
+		r = source_fanotify_new(d->base, &sink, &d->primary);
+		if (r >= 0)
+			return 0;
+		if (want == CONFIG_BACKEND_FANOTIFY) {
+			log_err("cannot use fanotify: %s", strerror(-r));
+			return r;
+		}
+		log_notice("fanotify unavailable (%s): using inotify", strerror(-r));
+	}
+	r = source_inotify_new(d->base, &sink, &d->primary);
+	if (r < 0)
+		log_err("cannot use inotify: %s", strerror(-r));
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "backend", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon d = { .next_sub_id = 0 };
+	const char *socket_opt = NULL, *level_opt = NULL, *backend_opt = NULL;
+	bool foreground = false;
+	char err[512];
+	int c, r, ret = EXIT_FAILURE;
+
+	d.config_path = CONFIG_DEFAULT_PATH;
+	while ((c = getopt_long(argc, argv, "c:s:fl:b:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			d.config_path = optarg;
+			d.config_explicit = true;
+			break;
+		case 's':
+			socket_opt = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'l':
+			level_opt = optarg;
+			break;
+		case 'b':
+			backend_opt = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		case 'V':
+			printf("fsnoted %s\n", PACKAGE_VERSION);
+			return EXIT_SUCCESS;
+		default:
+			fprintf(stderr, "Try 'fsnoted --help'.\n");
+			return EXIT_FAILURE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "fsnoted: unexpected argument '%s'\nTry 'fsnoted --help'.\n", argv[optind]);
+		return EXIT_FAILURE;
+	}
+
+	/* under systemd (and not asked for stderr) the journal gets the logs */
+	bool journal = !foreground && getenv("JOURNAL_STREAM") != NULL;
+	log_setup(journal, LOG_NOTICE);
+
+	r = config_load(d.config_path, !d.config_explicit, &d.cfg, err, sizeof(err));
+	if (r < 0) {
+		log_err("%s", err);
+		return EXIT_FAILURE;
+	}
+	if (level_opt) {
+		int lvl = config_parse_log_level(level_opt);
+		if (lvl < 0) {
+			log_err("unknown log level '%s' (error, warning, notice, info, debug)", level_opt);
+			goto out;
+		}
+		d.cfg.log_level = lvl;
+	}
+	log_set_level(d.cfg.log_level);
+	if (backend_opt) {
+		if (strcmp(backend_opt, "auto") == 0)
+			d.cfg.backend = CONFIG_BACKEND_AUTO;
+		else if (strcmp(backend_opt, "fanotify") == 0)
+			d.cfg.backend = CONFIG_BACKEND_FANOTIFY;
+		else if (strcmp(backend_opt, "inotify") == 0)
+			d.cfg.backend = CONFIG_BACKEND_INOTIFY;
+		else {
+			log_err("unknown backend '%s' (auto, fanotify, inotify)", backend_opt);
+			goto out;
+		}
+	}
+	const char *socket_path = socket_opt ? socket_opt :
+				  d.cfg.socket_path ? d.cfg.socket_path : DEFAULT_SOCKET;
+
+	signal(SIGPIPE, SIG_IGN);
+	d.base = event_base_new();
+	if (!d.base) {
+		log_err("cannot create the event loop");
+		goto out;
+	}
+	d.start_ns = now_mono_ns();
+
+	/* IDs continue to grow across restarts: a client resuming with an ID
+	 * from an earlier run is then always behind the history and gets a
+	 * must-rescan instead of events that are not what it missed */
+	struct pool_limits lim;
+	pool_limits_from(&d.cfg, now_real_ns(), &lim);
+	struct pool_callbacks cb = { .ring_dropped = sub_ring_dropped };
+	r = pool_new(&lim, &cb, &d.pool);
+	if (r < 0) {
+		log_err("cannot create the event pool: %s", strerror(-r));
+		goto out;
+	}
+	r = access_new(d.cfg.access_cache_entries, &d.access);
+	if (r < 0) {
+		log_err("cannot create the access checker: %s", strerror(-r));
+		goto out;
+	}
+	r = open_source(&d, d.cfg.backend);
+	if (r < 0)
+		goto out;
+	r = server_listen(&d, socket_path);
+	if (r < 0)
+		goto out;
+
+	struct event *sigs[4];
+	const int signums[4] = { SIGTERM, SIGINT, SIGHUP, 0 };
+	for (int i = 0; signums[i]; i++) {
+		sigs[i] = evsignal_new(d.base, signums[i], signal_cb, &d);
+		if (!sigs[i] || evsignal_add(sigs[i], NULL) < 0) {
+			log_err("cannot handle signal %d", signums[i]);
+			goto out;
+		}
+	}
+	d.ev_exit = evtimer_new(d.base, exit_cb, &d);
+	d.ev_status = event_new(d.base, -1, EV_PERSIST, status_cb, &d);
+	struct timeval status_tv = { STATUS_INTERVAL_S, 0 };
+	if (d.ev_status)
+		event_add(d.ev_status, &status_tv);
+	uint64_t wd_usec = 0;
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+		d.ev_watchdog = event_new(d.base, -1, EV_PERSIST, watchdog_cb, &d);
+		struct timeval tv = { (time_t)(wd_usec / 2 / 1000000), (suseconds_t)(wd_usec / 2 % 1000000) };
+		if (d.ev_watchdog)
+			event_add(d.ev_watchdog, &tv);
+		log_info("watchdog: pinging every %llu ms", (unsigned long long)(wd_usec / 2000));
+	}
+
+	log_notice("fsnoted %s started (backend %s, pool %zu events / %zu bytes)", PACKAGE_VERSION,
+		   d.primary->ops->name, d.cfg.pool_max_events, d.cfg.pool_max_bytes);
+	sd_notify(0, "READY=1");
+	notify_status(&d);
+
+	event_base_dispatch(d.base);
+
+	log_notice("fsnoted stopped");
+	ret = EXIT_SUCCESS;
+	for (int i = 0; signums[i]; i++)
+		event_free(sigs[i]);
+out:
+	server_free_clients(&d);
+	if (d.ev_exit)
+		event_free(d.ev_exit);
+	if (d.ev_status)
+		event_free(d.ev_status);
+	if (d.ev_watchdog)
+		event_free(d.ev_watchdog);
+	d.primary = source_free(d.primary);
+	d.fallback = source_free(d.fallback);
+	d.access = access_free(d.access);
+	d.pool = pool_free(d.pool);
+	free(d.dev_heads);
+	free(d.dev_keys);
+	config_clear(&d.cfg);
+	if (d.base)
+		event_base_free(d.base);
+	return ret;
+}

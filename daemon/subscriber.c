@@ -1,0 +1,1268 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * subscriber.c - subscriptions: creation, matching, fan-out and delivery.
+ *
+ * Every event a source reports enters the pool once and is then offered to
+ * the subscriptions anchored on its filesystem (a per-dev list, so that ten
+ * thousand subscriptions elsewhere cost nothing).  A subscription takes an
+ * event when the type is wanted, the path lies under its root (or directly
+ * in it, for children-only), no exclude pattern matches, and - for an
+ * unprivileged subscriber - the kernel says the subscriber could search
+ * every directory from the root down to the event's parent.  A rename is
+ * judged one side at a time: a side the subscriber may not see turns the
+ * record into a delete or a create flagged renamed, with the hidden name
+ * absent.
+ *
+ * Paths travel in the source's path space and are mapped to the
+ * subscriber's absolute path only when encoded, by swapping the root prefix.
+ * Delivery never blocks: rings absorb what the socket cannot take yet, and
+ * the pool's drop policy handles subscribers that stop reading.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <mntent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "daemon.h"
+#include "log.h"
+#include "mountinfo.h"
+
+#define EVENT_FRAME_MAX (3 * FSNOTE_PATH_MAX + 512)
+
+uint64_t now_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t now_real_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* --- the per-filesystem index ------------------------------------------ */
+
+static struct anchor **dev_head(struct daemon *d, uint64_t dev, bool create)
+{
+	for (size_t i = 0; i < d->n_devs; i++)
+		if (d->dev_keys[i] == dev)
+			return &d->dev_heads[i];
+	if (!create)
+		return NULL;
+	struct anchor **heads = realloc(d->dev_heads, (d->n_devs + 1) * sizeof(*heads));
+	if (!heads)
+		return NULL;
+	d->dev_heads = heads;
+	uint64_t *keys = realloc(d->dev_keys, (d->n_devs + 1) * sizeof(*keys));
+	if (!keys)
+		return NULL;
+	d->dev_keys = keys;
+	d->dev_keys[d->n_devs] = dev;
+	d->dev_heads[d->n_devs] = NULL;
+	return &d->dev_heads[d->n_devs++];
+}
+
+static int anchor_link(struct daemon *d, struct anchor *a)
+{
+	struct anchor **head = dev_head(d, a->dev, true);
+	if (!head)
+		return -ENOMEM;
+	a->dev_next = *head;
+	*head = a;
+	return 0;
+}
+
+static void anchor_unlink(struct daemon *d, struct anchor *a)
+{
+	struct anchor **head = dev_head(d, a->dev, false);
+	if (!head)
+		return;
+	for (struct anchor **pp = head; *pp; pp = &(*pp)->dev_next) {
+		if (*pp == a) {
+			*pp = a->dev_next;
+			break;
+		}
+	}
+	a->dev_next = NULL;
+}
+
+/* Drops the source watch of @a and takes it out of the index; the anchor
+ * stays in its subscription so that queued events can still be mapped. */
+static void anchor_detach(struct daemon *d, struct anchor *a)
+{
+	if (!a->watch)
+		return;
+	anchor_unlink(d, a);
+	a->source->ops->unwatch(a->source, a->watch);
+	a->watch = NULL;
+}
+
+/* --- interest counts ---------------------------------------------------- */
+
+static void interest_change(struct daemon *d, uint64_t mask, int delta)
+{
+	uint64_t union_mask = 0;
+
+	for (uint32_t t = 1; t <= FSNOTE_EV_MAX; t++) {
+		if (mask & FSNOTE_EV_BIT(t))
+			d->interest[t] = (uint32_t)((int)d->interest[t] + delta);
+		if (d->interest[t])
+			union_mask |= FSNOTE_EV_BIT(t);
+	}
+	if (union_mask == d->interest_mask)
+		return;
+	d->interest_mask = union_mask;
+	if (d->primary)
+		d->primary->ops->set_interest(d->primary, union_mask);
+	if (d->fallback)
+		d->fallback->ops->set_interest(d->fallback, union_mask);
+}
+
+/* --- matching ------------------------------------------------------------ */
+
+enum { SCOPE_OUT = 0, SCOPE_BELOW = 1, SCOPE_ROOT = 2 };
+
+/* Where @p lies relative to the anchor's root, and in *ret_rel the part
+ * below the root (no leading '/'). */
+static int scope_of(const struct anchor *a, const char *p, size_t len, const char **ret_rel)
+{
+	size_t rl = a->root_src_len;
+
+	if (len == rl && memcmp(p, a->root_src, rl) == 0) {
+		*ret_rel = p + len;
+		return SCOPE_ROOT;
+	}
+	if (rl == 1) { /* root "/" */
+		if (len < 2 || p[0] != '/')
+			return SCOPE_OUT;
+		*ret_rel = p + 1;
+		return SCOPE_BELOW;
+	}
+	if (len <= rl + 1 || memcmp(p, a->root_src, rl) != 0 || p[rl] != '/')
+		return SCOPE_OUT;
+	*ret_rel = p + rl + 1;
+	return SCOPE_BELOW;
+}
+
+static bool excluded(const struct sub *s, const char *rel, size_t rel_len)
+{
+	char path[FSNOTE_PATH_MAX];
+
+	if (s->n_excludes == 0 || rel_len >= sizeof(path))
+		return false;
+	memcpy(path, rel, rel_len);
+	path[rel_len] = '\0';
+	for (size_t i = 0; i < s->n_excludes; i++) {
+		const char *pat = s->excludes[i];
+		if (strchr(pat, '/')) {
+			if (fnmatch(pat, path, FNM_PATHNAME | FNM_LEADING_DIR) == 0)
+				return true;
+			continue;
+		}
+		/* a plain pattern matches any one component */
+		char *comp = path;
+		for (;;) {
+			char *slash = strchr(comp, '/');
+			if (slash)
+				*slash = '\0';
+			bool hit = fnmatch(pat, comp, 0) == 0;
+			if (slash)
+				*slash = '/';
+			if (hit)
+				return true;
+			if (!slash)
+				break;
+			comp = slash + 1;
+		}
+	}
+	return false;
+}
+
+/* Writes the absolute path of source-space @p (in scope of @a) to @buf.
+ * Returns its length, or -ENAMETOOLONG. */
+static int map_path(const struct anchor *a, const char *p, size_t len, char *buf, size_t cap)
+{
+	const char *suffix = p + a->root_src_len;
+	size_t slen = len - a->root_src_len;
+
+	if (a->root_src_len == 1) { /* root "/": the whole path is the suffix */
+		suffix = len == 1 ? p + 1 : p;
+		slen = len == 1 ? 0 : len;
+	}
+	size_t base = a->root_abs_len;
+	if (base == 1 && slen > 0)
+		base = 0; /* "/" + "/x" */
+	if (base + slen + 1 > cap)
+		return -ENAMETOOLONG;
+	memcpy(buf, a->root_abs, base);
+	memcpy(buf + base, suffix, slen);
+	buf[base + slen] = '\0';
+	return (int)(base + slen);
+}
+
+static bool side_visible(struct daemon *d, const struct sub *s, const struct anchor *a,
+			 const char *p, size_t len, bool *ret_root)
+{
+	const char *rel;
+	int scope = scope_of(a, p, len, &rel);
+
+	*ret_root = scope == SCOPE_ROOT;
+	if (scope == SCOPE_OUT)
+		return false;
+	if (scope == SCOPE_ROOT)
+		return true; /* the subscriber opened the root itself */
+	size_t rel_len = len - (size_t)(rel - p);
+	if ((s->flags & FSNOTE_SUB_CHILDREN) && memchr(rel, '/', rel_len))
+		return false;
+	if (excluded(s, rel, rel_len))
+		return false;
+	if (s->privileged)
+		return true;
+
+	/* the parent directory, absolute */
+	char abs[FSNOTE_PATH_MAX];
+	int n = map_path(a, p, len, abs, sizeof(abs));
+	if (n < 0)
+		return false;
+	char *slash = strrchr(abs, '/');
+	size_t dir_len = slash == abs ? 1 : (size_t)(slash - abs);
+	abs[dir_len] = '\0';
+	bool ok = access_may_see(d->access, s->client->cred, a->root_abs, a->dev, a->root_ino, abs,
+				 dir_len);
+	if (!ok)
+		d->events_denied++;
+	return ok;
+}
+
+/* The view under which @s gets @ev, or -1. */
+static int sub_match(struct daemon *d, struct sub *s, const struct anchor *a,
+		     const struct pool_event *ev)
+{
+	bool root = false, droot = false;
+
+	if (s->dev_filter && ev->dev != s->dev_filter)
+		return -1;
+	if (ev->type == FSNOTE_EV_RENAME && ev->dest) {
+		const uint64_t want = FSNOTE_EV_BIT(FSNOTE_EV_RENAME) | FSNOTE_EV_BIT(FSNOTE_EV_DELETE) |
+				      FSNOTE_EV_BIT(FSNOTE_EV_CREATE);
+		if (!(s->mask & want))
+			return -1;
+		bool src = side_visible(d, s, a, ev->path, ev->path_len, &root);
+		bool dst = side_visible(d, s, a, ev->dest, ev->dest_len, &droot);
+		int view = src && dst ? RING_VIEW_FULL : src ? RING_VIEW_SOURCE : dst ? RING_VIEW_DEST : -1;
+		uint32_t as = view == RING_VIEW_SOURCE ? FSNOTE_EV_DELETE :
+			      view == RING_VIEW_DEST ? FSNOTE_EV_CREATE : FSNOTE_EV_RENAME;
+		if (view < 0 || !(s->mask & (FSNOTE_EV_BIT(as) | FSNOTE_EV_BIT(FSNOTE_EV_RENAME))))
+			return -1;
+		if (root && src) /* the root itself moved away: nothing more will come */
+			s->ending = true;
+		return view;
+	}
+	if (ev->type != FSNOTE_EV_UNMOUNT && !(s->mask & FSNOTE_EV_BIT(ev->type)))
+		return -1;
+	if (!side_visible(d, s, a, ev->path, ev->path_len, &root))
+		return -1;
+	if (root && ev->type == FSNOTE_EV_DELETE)
+		s->ending = true;
+	return RING_VIEW_FULL;
+}
+
+/* --- queueing and wake-ups ---------------------------------------------- */
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sub *s = arg;
+	server_schedule_drain(s->client);
+}
+
+static void sub_wake(struct sub *s, int verdict)
+{
+	if (verdict == RING_WAKE_LATER && s->latency_us > 0) {
+		if (!s->timer)
+			s->timer = evtimer_new(s->client->d->base, timer_cb, s);
+		if (s->timer) {
+			struct timeval tv = { .tv_sec = s->latency_us / 1000000,
+					      .tv_usec = s->latency_us % 1000000 };
+			evtimer_add(s->timer, &tv);
+			return;
+		}
+	}
+	if (verdict != RING_QUIET)
+		server_schedule_drain(s->client);
+}
+
+static void sub_push(struct sub *s, struct pool_event *ev, uint8_t view)
+{
+	int r = ring_push(s->ring, ev, view);
+	sub_wake(s, r < 0 ? RING_WAKE_NOW : r);
+}
+
+void sub_ring_dropped(struct ring *r, void *owner)
+{
+	struct sub *s = owner;
+	server_schedule_drain(s->client);
+}
+
+static const struct anchor *anchor_for(const struct sub *s, uint64_t dev)
+{
+	for (size_t i = 0; i < s->n_anchors; i++)
+		if (s->anchors[i].dev == dev)
+			return &s->anchors[i];
+	return s->n_anchors ? &s->anchors[0] : NULL;
+}
+
+/* Offers @ev to every subscription on its filesystem. */
+static void fan_out_event(struct daemon *d, struct pool_event *ev)
+{
+	struct anchor **head = dev_head(d, ev->dev, false);
+	if (!head)
+		return;
+	for (struct anchor *a = *head, *next; a; a = next) {
+		next = a->dev_next;
+		if (a->sub->ending)
+			continue;
+		int view = sub_match(d, a->sub, a, ev);
+		if (view >= 0)
+			sub_push(a->sub, ev, (uint8_t)view);
+	}
+}
+
+/* Pools one event and fans it out.  Returns its ID, or 0 if it was lost
+ * (the affected subscriptions are then told). */
+static uint64_t take_event(struct daemon *d, const struct source_event *sev)
+{
+	struct pool_event *ev;
+
+	d->events_in++;
+	if ((sev->flags & FSNOTE_FLAG_IS_DIR) &&
+	    (sev->type == FSNOTE_EV_ATTRIB || sev->type == FSNOTE_EV_RENAME ||
+	     sev->type == FSNOTE_EV_DELETE))
+		access_invalidate(d->access);
+	if (sev->type > FSNOTE_EV_MAX ||
+	    (!(d->interest_mask & FSNOTE_EV_BIT(sev->type)) && !(sev->flags & FSNOTE_FLAG_INJECTED) &&
+	     sev->type != FSNOTE_EV_UNMOUNT))
+		return 0;
+
+	uint64_t now = now_mono_ns();
+	struct pool_event_init init = {
+		.type = (uint16_t)sev->type,
+		.flags = sev->flags,
+		.pid = sev->pid,
+		.actor_uid = UINT32_MAX,
+		.time_ns = sev->time_ns ? sev->time_ns : now_real_ns(),
+		.dev = sev->dev,
+		.path = sev->path,
+		.path_len = sev->path_len,
+		.dest = sev->dest,
+		.dest_len = sev->dest ? sev->dest_len : 0,
+		.st = sev->st,
+		.dest_st = sev->dest_st,
+	};
+	if (d->n_unprivileged && sev->pid)
+		init.actor_uid = access_pid_uid(d->access, sev->pid, now);
+
+	int r = pool_add(d->pool, &init, now, &ev);
+	if (r == POOL_MERGED)
+		return ev->id;
+	if (r < 0) {
+		/* never silent: everyone on this filesystem must rescan */
+		struct anchor **head = dev_head(d, sev->dev, false);
+		for (struct anchor *a = head ? *head : NULL; a; a = a->dev_next) {
+			ring_mark_dropped(a->sub->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN |
+					  FSNOTE_FLAG_POOL_RECLAIM, 1, 0, 0, NULL);
+			sub_wake(a->sub, RING_WAKE_NOW);
+		}
+		log_warn("event lost for every subscriber on device %u:%u: %s",
+			 major(sev->dev), minor(sev->dev), strerror(-r));
+		return 0;
+	}
+	fan_out_event(d, ev);
+	uint64_t id = ev->id;
+	pool_event_unref(d->pool, ev);
+	return id;
+}
+
+/* --- source callbacks ----------------------------------------------------- */
+
+static void sink_event(void *ctx, const struct source_event *sev)
+{
+	(void)take_event(ctx, sev);
+}
+
+static void sink_overflow(void *ctx, uint64_t dev, const char *scope)
+{
+	struct daemon *d = ctx;
+
+	log_warn("kernel event queue overflowed (device %u:%u): subscribers must rescan",
+		 major(dev), minor(dev));
+	for (size_t i = 0; i < d->n_devs; i++) {
+		if (dev && d->dev_keys[i] != dev)
+			continue;
+		for (struct anchor *a = d->dev_heads[i]; a; a = a->dev_next) {
+			ring_mark_dropped(a->sub->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN |
+					  FSNOTE_FLAG_KERNEL_OVERFLOW, 0, 0, 0,
+					  a->sub->n_anchors == 1 ? scope : NULL);
+			sub_wake(a->sub, RING_WAKE_NOW);
+		}
+	}
+}
+
+static void sink_unmount(void *ctx, uint64_t dev)
+{
+	struct daemon *d = ctx;
+	struct anchor **head = dev_head(d, dev, false);
+
+	log_info("device %u:%u unmounted: ending its subscriptions", major(dev), minor(dev));
+	while (head && *head) {
+		struct anchor *a = *head;
+		struct sub *s = a->sub;
+		struct source_event sev = {
+			.type = FSNOTE_EV_UNMOUNT,
+			.flags = FSNOTE_FLAG_IS_DIR | (s->n_anchors == 1 ? FSNOTE_FLAG_SUB_ENDED : 0),
+			.time_ns = now_real_ns(),
+			.dev = dev,
+			.path = a->root_src,
+			.path_len = a->root_src_len,
+		};
+		struct pool_event *ev;
+		anchor_detach(d, a); /* takes @a off the list */
+		if (pool_add(d->pool, &(struct pool_event_init){
+					      .type = FSNOTE_EV_UNMOUNT, .flags = sev.flags,
+					      .actor_uid = UINT32_MAX, .time_ns = sev.time_ns,
+					      .dev = dev, .path = sev.path, .path_len = sev.path_len },
+			     now_mono_ns(), &ev) == POOL_ADDED) {
+			sub_push(s, ev, RING_VIEW_FULL);
+			pool_event_unref(d->pool, ev);
+		} else {
+			ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 0, 0, 0,
+					  NULL);
+		}
+		if (s->n_anchors == 1)
+			s->ending = true;
+		sub_wake(s, RING_WAKE_NOW);
+	}
+}
+
+static void sink_watch_error(void *ctx, struct source_watch *w, int error)
+{
+	struct daemon *d = ctx;
+
+	for (struct client *c = d->clients; c; c = c->next) {
+		for (struct sub *s = c->subs; s; s = s->next) {
+			for (size_t i = 0; i < s->n_anchors; i++) {
+				if (s->anchors[i].watch != w)
+					continue;
+				log_warn("subscription %u (uid %u) is incomplete: %s", s->id, c->uid,
+					 strerror(-error));
+				ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN,
+						  0, 0, 0, NULL);
+				sub_wake(s, RING_WAKE_NOW);
+			}
+		}
+	}
+}
+
+void sub_sink_init(struct daemon *d, struct source_sink *sink)
+{
+	*sink = (struct source_sink){
+		.ctx = d,
+		.event = sink_event,
+		.overflow = sink_overflow,
+		.unmount = sink_unmount,
+		.watch_error = sink_watch_error,
+	};
+}
+
+/* --- delivery --------------------------------------------------------- */
+
+static void fill_stat(struct codec_stat *cs, uint64_t dev, const struct pool_stat *st)
+{
+	*cs = (struct codec_stat){ 0 };
+	if (dev) {
+		cs->have_dev = true;
+		cs->dev = dev;
+	}
+	if (st->valid) {
+		cs->have_ino = cs->have_mode = cs->have_uid = cs->have_gid = true;
+		cs->ino = st->ino;
+		cs->mode = st->mode;
+		cs->uid = st->uid;
+		cs->gid = st->gid;
+	}
+}
+
+static void emit(struct client *c, const struct codec_event *ce)
+{
+	struct evbuffer_iovec iov;
+
+	if (evbuffer_reserve_space(c->out, EVENT_FRAME_MAX, &iov, 1) < 1)
+		return;
+	int n = codec_encode_event(iov.iov_base, iov.iov_len, ce);
+	if (n < 0) {
+		log_warn("cannot encode event %llu: %s", (unsigned long long)ce->id, strerror(-n));
+		return;
+	}
+	iov.iov_len = (size_t)n;
+	evbuffer_commit_space(c->out, &iov, 1);
+	c->d->events_delivered++;
+}
+
+static void emit_event(struct sub *s, const struct ring_entry *e)
+{
+	const struct pool_event *ev = e->ev;
+	const struct anchor *a = anchor_for(s, ev->dev);
+	char path[FSNOTE_PATH_MAX], dest[FSNOTE_PATH_MAX];
+	int view = e->view & 3;
+	const char *src_p = view == RING_VIEW_DEST ? ev->dest : ev->path;
+	size_t src_len = view == RING_VIEW_DEST ? ev->dest_len : ev->path_len;
+	struct codec_event ce = {
+		.sub_id = s->id,
+		.id = ev->id,
+		.type = ev->type,
+		.flags = ev->flags | s->event_flags,
+		.time_ns = ev->time_ns,
+	};
+
+	if (!a)
+		return;
+	if (s->privileged || (ev->actor_uid != UINT32_MAX && ev->actor_uid == s->client->uid))
+		ce.pid = ev->pid;
+	if (e->view & RING_VIEW_HISTORY)
+		ce.flags |= FSNOTE_FLAG_HISTORY;
+	int n = map_path(a, src_p, src_len, path, sizeof(path));
+	if (n < 0)
+		goto lost;
+	ce.path = path;
+	ce.path_len = (size_t)n;
+	if ((size_t)n == a->root_abs_len && memcmp(path, a->root_abs, (size_t)n) == 0)
+		ce.flags |= FSNOTE_FLAG_ROOT;
+	fill_stat(&ce.st, ev->dev, view == RING_VIEW_DEST ? &ev->dest_st : &ev->st);
+	if (view == RING_VIEW_SOURCE) {
+		ce.type = FSNOTE_EV_DELETE;
+		ce.flags |= FSNOTE_FLAG_RENAMED;
+	} else if (view == RING_VIEW_DEST) {
+		ce.type = FSNOTE_EV_CREATE;
+		ce.flags |= FSNOTE_FLAG_RENAMED;
+	} else if (ev->type == FSNOTE_EV_RENAME && ev->dest) {
+		n = map_path(a, ev->dest, ev->dest_len, dest, sizeof(dest));
+		if (n < 0)
+			goto lost;
+		ce.dest = dest;
+		ce.dest_len = (size_t)n;
+		fill_stat(&ce.dest_st, ev->dev, &ev->dest_st);
+	}
+	emit(s->client, &ce);
+	return;
+lost:
+	/* a path longer than the protocol allows: say so, do not drop silently */
+	ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 1, ev->id, ev->id,
+			  NULL);
+}
+
+static void emit_drop(struct sub *s, const struct ring_drop *drop)
+{
+	const struct anchor *a = s->n_anchors ? &s->anchors[0] : NULL;
+	char scope[FSNOTE_PATH_MAX];
+	struct codec_event ce = {
+		.sub_id = s->id,
+		.id = drop->id_last ? drop->id_last : pool_current_id(s->client->d->pool),
+		.type = FSNOTE_EV_DROPPED,
+		.flags = drop->flags | FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN,
+		.time_ns = now_real_ns(),
+		.count = drop->count,
+		.id_first = drop->id_first,
+		.id_last = drop->id_last,
+	};
+
+	if (!a)
+		return;
+	ce.path = a->root_abs;
+	ce.path_len = a->root_abs_len;
+	ce.rescan = a->root_abs;
+	ce.rescan_len = a->root_abs_len;
+	/* a whole-system subscription spans path spaces: rescan from its roots */
+	if (s->n_anchors == 1 && drop->scope) {
+		const char *rel;
+		size_t len = strlen(drop->scope);
+		if (scope_of(a, drop->scope, len, &rel) != SCOPE_OUT) {
+			int n = map_path(a, drop->scope, len, scope, sizeof(scope));
+			if (n >= 0) {
+				ce.rescan = scope;
+				ce.rescan_len = (size_t)n;
+			}
+		}
+	}
+	emit(s->client, &ce);
+}
+
+/* Moves what @s has pending into its client's output until @high bytes are
+ * there.  Returns true if @s still has more; may free @s (and then returns
+ * false) when an ending subscription has said everything. */
+static bool drain_sub(struct sub *s, size_t high)
+{
+	struct client *c = s->client;
+	struct ring_drop drop;
+	const struct ring_entry *e;
+
+	if (s->timer)
+		evtimer_del(s->timer);
+	ring_woken(s->ring);
+	if (ring_take_drop(s->ring, &drop)) {
+		emit_drop(s, &drop);
+		free(drop.scope);
+	}
+	while (evbuffer_get_length(c->out) < high && (e = ring_peek(s->ring))) {
+		emit_event(s, e);
+		ring_pop(s->ring);
+		if (ring_has_drop(s->ring))
+			break; /* a path was too long: its drop record comes next round */
+	}
+	if (ring_peek(s->ring) || ring_has_drop(s->ring))
+		return true;
+	if (s->ending) {
+		sub_destroy(s);
+		return false;
+	}
+	return false;
+}
+
+bool sub_drain_client(struct client *c, size_t high)
+{
+	bool more = false;
+
+	if (!c->subs)
+		return false;
+	/* round-robin: start after the subscription served first last time */
+	struct sub *start = c->drain_cursor;
+	bool found = false;
+	for (struct sub *s = c->subs; s; s = s->next)
+		if (s == start)
+			found = true;
+	if (!found)
+		start = c->subs;
+	struct sub *s = start;
+	do {
+		struct sub *next = s->next ? s->next : c->subs;
+		bool was_only = next == s;
+		if (drain_sub(s, high))
+			more = true;
+		else if (!c->subs)
+			break;
+		if (evbuffer_get_length(c->out) >= high) {
+			c->drain_cursor = next;
+			return true;
+		}
+		if (was_only)
+			break;
+		s = next;
+		/* the list may have changed under us (a subscription ended) */
+		found = false;
+		for (struct sub *t = c->subs; t; t = t->next)
+			if (t == s)
+				found = true;
+		if (!found)
+			break;
+	} while (s != start);
+	c->drain_cursor = c->subs;
+	return more;
+}
+
+void sub_drain_all(struct sub *s)
+{
+	(void)drain_sub(s, SIZE_MAX);
+}
+
+/* --- creation and teardown ------------------------------------------------- */
+
+static void free_anchor_fields(struct anchor *a)
+{
+	free(a->root_src);
+	free(a->root_abs);
+}
+
+void sub_destroy(struct sub *s)
+{
+	struct client *c = s->client;
+	struct daemon *d = c->d;
+
+	for (struct sub **pp = &c->subs; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	if (c->drain_cursor == s)
+		c->drain_cursor = NULL;
+	for (size_t i = 0; i < s->n_anchors; i++) {
+		anchor_detach(d, &s->anchors[i]);
+		free_anchor_fields(&s->anchors[i]);
+	}
+	free(s->anchors);
+	ring_free(s->ring);
+	if (s->timer)
+		event_free(s->timer);
+	for (size_t i = 0; i < s->n_excludes; i++)
+		free(s->excludes[i]);
+	free(s->excludes);
+	interest_change(d, s->mask, -1);
+	d->n_subs--;
+	if (!s->privileged)
+		d->n_unprivileged--;
+	c->acct->subscriptions--;
+	pool_subscriptions_changed(d->pool);
+	free(s);
+}
+
+struct sub *sub_find(struct client *c, uint32_t id)
+{
+	for (struct sub *s = c->subs; s; s = s->next)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+/* Asks @src to watch @dirfd; fills @a.  Returns 0 or -errno with @reason. */
+static int anchor_watch(struct source *src, struct anchor *a, int dirfd, const char *abs,
+			uint32_t wflags, uint32_t *ret_flags, const char **reason)
+{
+	struct source_watch_info info = { 0 };
+	struct stat st;
+	int r;
+
+	*reason = NULL;
+	r = src->ops->watch(src, dirfd, abs, wflags, &a->watch, &info, reason);
+	if (r < 0)
+		return r;
+	if (fstat(dirfd, &st) < 0) {
+		r = -errno;
+		src->ops->unwatch(src, a->watch);
+		a->watch = NULL;
+		free(info.root);
+		return r;
+	}
+	a->source = src;
+	a->dev = info.dev;
+	a->root_src = info.root;
+	a->root_src_len = strlen(info.root);
+	a->root_abs = strdup(abs);
+	a->root_abs_len = strlen(abs);
+	a->root_ino = (uint64_t)st.st_ino;
+	*ret_flags |= info.flags;
+	if (!a->root_abs) {
+		src->ops->unwatch(src, a->watch);
+		a->watch = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static bool is_refusable(int r)
+{
+	return r == -EXDEV || r == -EOPNOTSUPP || r == -ENODEV || r == -ENOSYS;
+}
+
+/* Watches one directory with the primary source, or the inotify fallback
+ * for a filesystem the primary cannot serve. */
+static int watch_dir(struct daemon *d, struct anchor *a, int dirfd, const char *abs, uint32_t wflags,
+		     uint32_t *ret_flags, const char **reason)
+{
+	int r = anchor_watch(d->primary, a, dirfd, abs, wflags, ret_flags, reason);
+	if (r >= 0 || !is_refusable(r) || d->cfg.backend != CONFIG_BACKEND_AUTO ||
+	    strcmp(d->primary->ops->name, "inotify") == 0)
+		return r;
+	if (!d->fallback) {
+		struct source_sink sink;
+		sub_sink_init(d, &sink);
+		int e = source_inotify_new(d->base, &sink, &d->fallback);
+		if (e < 0)
+			return r;
+		d->fallback->ops->set_interest(d->fallback, d->interest_mask);
+		log_info("inotify fallback started");
+	}
+	const char *why = *reason;
+	int r2 = anchor_watch(d->fallback, a, dirfd, abs, wflags, ret_flags, reason);
+	if (r2 < 0 && !*reason)
+		*reason = why;
+	return r2;
+}
+
+static int check_dirfd(int dirfd, char *abs, size_t cap, struct stat *st, char *err, size_t errlen)
+{
+	char proc[64];
+	struct stat st2;
+	int fl = fcntl(dirfd, F_GETFL);
+
+	if (fl < 0) {
+		snprintf(err, errlen, "the descriptor passed is not valid");
+		return -EBADF;
+	}
+	if (fl & O_PATH) {
+		snprintf(err, errlen, "an O_PATH descriptor proves nothing: open the directory "
+				      "O_RDONLY|O_DIRECTORY");
+		return -EBADF;
+	}
+	if ((fl & O_ACCMODE) != O_RDONLY) {
+		snprintf(err, errlen, "the directory must be opened O_RDONLY");
+		return -EBADF;
+	}
+	if (fstat(dirfd, st) < 0 || !S_ISDIR(st->st_mode)) {
+		snprintf(err, errlen, "not a directory");
+		return -ENOTDIR;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dirfd);
+	ssize_t n = readlink(proc, abs, cap - 1);
+	if (n <= 0 || (size_t)n >= cap - 1 || abs[0] != '/') {
+		snprintf(err, errlen, "the directory has no path the daemon can reach");
+		return -ENOENT;
+	}
+	abs[n] = '\0';
+	/* the name must still lead to the same directory (not deleted or replaced) */
+	if (lstat(abs, &st2) < 0 || st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
+		snprintf(err, errlen, "the directory was removed or is not reachable by its path");
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int parse_options(struct daemon *d, struct sub *s, const struct codec_record *req,
+			 uint64_t *since, bool *has_since, char *err, size_t errlen)
+{
+	const struct config *cfg = &d->cfg;
+	uint32_t v;
+
+	(void)codec_get_u32(req, FSNOTE_ARG_SUB_FLAGS, &s->flags);
+	if (s->flags & ~(uint32_t)(FSNOTE_SUB_CHILDREN | FSNOTE_SUB_SYSTEM)) {
+		snprintf(err, errlen, "unknown subscription flags 0x%x", s->flags);
+		return -EINVAL;
+	}
+	s->mask = FSNOTE_EV_DEFAULT_MASK;
+	(void)codec_get_u64(req, FSNOTE_ARG_EVENT_MASK, &s->mask);
+	if (s->mask == 0 || (s->mask & ~FSNOTE_EV_ALL_MASK)) {
+		snprintf(err, errlen, "invalid event mask 0x%llx", (unsigned long long)s->mask);
+		return -EINVAL;
+	}
+	s->mask |= FSNOTE_EV_BIT(FSNOTE_EV_DROPPED) | FSNOTE_EV_BIT(FSNOTE_EV_UNMOUNT);
+	(void)codec_get_u64(req, FSNOTE_ARG_DEV_FILTER, &s->dev_filter);
+	s->depth = cfg->ring_default_depth;
+	if (codec_get_u32(req, FSNOTE_ARG_RING_DEPTH, &v) == 0) {
+		if (v > cfg->ring_max_depth) {
+			snprintf(err, errlen, "ring depth %u exceeds the maximum of %u (ring_max_depth)",
+				 v, cfg->ring_max_depth);
+			return -EINVAL;
+		}
+		s->depth = v < 4 ? 4 : v;
+	}
+	s->latency_us = cfg->latency_ms * 1000;
+	if (codec_get_u32(req, FSNOTE_ARG_LATENCY_US, &v) == 0) {
+		if (v > 60000000) {
+			snprintf(err, errlen, "latency %u us exceeds the maximum of 60 s", v);
+			return -EINVAL;
+		}
+		s->latency_us = v;
+	}
+	s->batch = cfg->batch;
+	if (codec_get_u32(req, FSNOTE_ARG_BATCH, &v) == 0)
+		s->batch = v == 0 ? 1 : v > s->depth ? s->depth : v;
+	*has_since = codec_get_u64(req, FSNOTE_ARG_SINCE_ID, since) == 0;
+
+	for (unsigned i = 0; i < req->n_args; i++) {
+		const struct codec_arg *arg = &req->args[i];
+		if (arg->type != FSNOTE_ARG_EXCLUDE)
+			continue;
+		if (s->n_excludes >= FSNOTE_EXCLUDES_MAX) {
+			snprintf(err, errlen, "more than %u exclude patterns", FSNOTE_EXCLUDES_MAX);
+			return -E2BIG;
+		}
+		if (arg->len < 2) {
+			snprintf(err, errlen, "empty exclude pattern");
+			return -EINVAL;
+		}
+		char **ex = realloc(s->excludes, (s->n_excludes + 1) * sizeof(*ex));
+		if (!ex)
+			return -ENOMEM;
+		s->excludes = ex;
+		s->excludes[s->n_excludes] = strdup((const char *)arg->value);
+		if (!s->excludes[s->n_excludes])
+			return -ENOMEM;
+		s->n_excludes++;
+	}
+	return 0;
+}
+
+struct replay_ctx {
+	struct daemon *d;
+	struct sub *s;
+};
+
+static int replay_one(struct pool_event *ev, void *userdata)
+{
+	struct replay_ctx *rc = userdata;
+	const struct anchor *a = anchor_for(rc->s, ev->dev);
+
+	if (!a || a->dev != ev->dev)
+		return 0;
+	int view = sub_match(rc->d, rc->s, a, ev);
+	if (view >= 0)
+		(void)ring_push(rc->s->ring, ev, (uint8_t)(view | RING_VIEW_HISTORY));
+	return 0;
+}
+
+/* Every real filesystem, once each, for a whole-system subscription. */
+static int watch_system(struct daemon *d, struct sub *s, char *err, size_t errlen)
+{
+	FILE *f = setmntent("/proc/self/mounts", "re");
+	struct mntent *m;
+	int last = -ENOENT;
+
+	if (!f) {
+		snprintf(err, errlen, "cannot read the mount table");
+		return -errno;
+	}
+	while ((m = getmntent(f))) {
+		struct stat st;
+		bool seen = false;
+		if (mountinfo_is_pseudo_fstype(m->mnt_type))
+			continue;
+		int fd = open(m->mnt_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) < 0) {
+			close(fd);
+			continue;
+		}
+		for (size_t i = 0; i < s->n_anchors; i++)
+			if (s->anchors[i].dev == (uint64_t)st.st_dev)
+				seen = true;
+		struct anchor *an = seen ? NULL : realloc(s->anchors, (s->n_anchors + 1) * sizeof(*an));
+		if (!an) {
+			close(fd);
+			continue;
+		}
+		s->anchors = an;
+		struct anchor *a = &s->anchors[s->n_anchors];
+		*a = (struct anchor){ .sub = s };
+		const char *reason = NULL;
+		int r = watch_dir(d, a, fd, m->mnt_dir, SOURCE_WATCH_RECURSIVE, &s->event_flags, &reason);
+		close(fd);
+		if (r < 0) {
+			last = r;
+			log_debug("whole-system subscription skips %s (%s): %s", m->mnt_dir, m->mnt_type,
+				  reason ? reason : strerror(-r));
+			continue;
+		}
+		s->n_anchors++;
+	}
+	endmntent(f);
+	if (s->n_anchors == 0) {
+		snprintf(err, errlen, "no filesystem could be watched");
+		return last;
+	}
+	return 0;
+}
+
+int sub_create(struct daemon *d, struct client *c, const struct codec_record *req, int dirfd,
+	       struct sub **ret, char *err, size_t errlen)
+{
+	struct sub *s;
+	uint64_t since = 0;
+	bool has_since = false;
+	char abs[FSNOTE_PATH_MAX];
+	struct stat st;
+	int r;
+
+	if (c->acct->subscriptions >= d->cfg.max_subscriptions_per_uid) {
+		snprintf(err, errlen, "subscription limit reached: uid %u already has %u "
+				      "(max_subscriptions_per_uid)", c->uid, c->acct->subscriptions);
+		return -EDQUOT;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->client = c;
+	s->privileged = c->privileged;
+	r = parse_options(d, s, req, &since, &has_since, err, errlen);
+	if (r < 0)
+		goto fail;
+
+	if (s->flags & FSNOTE_SUB_SYSTEM) {
+		if (!c->privileged) {
+			snprintf(err, errlen, "whole-system subscriptions are for root%s%s only",
+				 d->cfg.privileged_group ? " and group " : "",
+				 d->cfg.privileged_group ? d->cfg.privileged_group : "");
+			r = -EPERM;
+			goto fail;
+		}
+		if (dirfd >= 0) {
+			snprintf(err, errlen, "a whole-system subscription takes no descriptor");
+			r = -EINVAL;
+			goto fail;
+		}
+		r = watch_system(d, s, err, errlen);
+		if (r < 0)
+			goto fail;
+	} else {
+		if (dirfd < 0) {
+			snprintf(err, errlen, "subscribe needs one directory descriptor (SCM_RIGHTS)");
+			r = -EBADF;
+			goto fail;
+		}
+		r = check_dirfd(dirfd, abs, sizeof(abs), &st, err, errlen);
+		if (r < 0)
+			goto fail;
+		s->anchors = calloc(1, sizeof(*s->anchors));
+		if (!s->anchors) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		s->anchors[0].sub = s;
+		const char *reason = NULL;
+		uint32_t wflags = (s->flags & FSNOTE_SUB_CHILDREN) ? 0 : SOURCE_WATCH_RECURSIVE;
+		r = watch_dir(d, &s->anchors[0], dirfd, abs, wflags, &s->event_flags, &reason);
+		if (r < 0) {
+			if (r == -ENOSPC)
+				snprintf(err, errlen, "%s: kernel watch limit reached%s%s "
+						      "(fs.inotify.max_user_watches)", abs,
+					 reason ? ": " : "", reason ? reason : "");
+			else
+				snprintf(err, errlen, "%s cannot be watched: %s", abs,
+					 reason ? reason : strerror(-r));
+			goto fail;
+		}
+		s->n_anchors = 1;
+	}
+
+	struct ring_config rc = { .depth = s->depth, .batch = s->batch, .latency_us = s->latency_us };
+	r = ring_new(d->pool, &rc, s->n_anchors == 1 ? s->anchors[0].root_src : "/", s, &s->ring);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot create the subscription's ring");
+		goto fail;
+	}
+	for (size_t i = 0; i < s->n_anchors; i++) {
+		r = anchor_link(d, &s->anchors[i]);
+		if (r < 0) {
+			for (size_t j = 0; j < i; j++)
+				anchor_unlink(d, &s->anchors[j]);
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
+
+	s->id = ++d->next_sub_id;
+	if (s->id == 0)
+		s->id = ++d->next_sub_id;
+	s->next = c->subs;
+	c->subs = s;
+	c->acct->subscriptions++;
+	d->n_subs++;
+	if (!s->privileged)
+		d->n_unprivileged++;
+	interest_change(d, s->mask, +1);
+	pool_subscriptions_changed(d->pool);
+
+	if (has_since) {
+		struct replay_ctx ctx = { d, s };
+		r = since > pool_current_id(d->pool) ? POOL_HISTORY_GAP
+						     : pool_history_since(d->pool, since, replay_one, &ctx);
+		if (r == POOL_HISTORY_GAP) {
+			struct pool_stats ps;
+			pool_get_stats(d->pool, &ps);
+			ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 0,
+					  since + 1, ps.oldest_history_id ? ps.oldest_history_id - 1 : 0,
+					  NULL);
+		}
+		if (ring_peek(s->ring) || ring_has_drop(s->ring))
+			server_schedule_drain(c);
+	}
+	*ret = s;
+	return 0;
+
+fail:
+	for (size_t i = 0; i < s->n_anchors; i++) {
+		if (s->anchors[i].watch)
+			s->anchors[i].source->ops->unwatch(s->anchors[i].source, s->anchors[i].watch);
+		free_anchor_fields(&s->anchors[i]);
+	}
+	if (!(s->flags & FSNOTE_SUB_SYSTEM) && s->anchors && s->n_anchors == 0) {
+		if (s->anchors[0].watch)
+			s->anchors[0].source->ops->unwatch(s->anchors[0].source, s->anchors[0].watch);
+		free_anchor_fields(&s->anchors[0]);
+	}
+	free(s->anchors);
+	ring_free(s->ring);
+	for (size_t i = 0; i < s->n_excludes; i++)
+		free(s->excludes[i]);
+	free(s->excludes);
+	free(s);
+	if (!err[0])
+		snprintf(err, errlen, "%s", strerror(-r));
+	return r;
+}
+
+/* --- injection -------------------------------------------------------------- */
+
+/* Injected paths are absolute: the subscription whose root is the longest
+ * prefix decides the filesystem and the source-space path. */
+int sub_inject(struct daemon *d, const struct codec_record *req, uint64_t *ret_id)
+{
+	struct source_event sev = { .time_ns = now_real_ns() };
+	const char *path, *dest = NULL;
+	size_t path_len, dest_len = 0;
+	uint32_t v;
+	uint64_t dev = 0;
+	char src[FSNOTE_PATH_MAX], dsrc[FSNOTE_PATH_MAX];
+
+	(void)codec_get_u32(req, FSNOTE_ARG_EVENT_TYPE, &sev.type);
+	if (sev.type == 0 || sev.type > FSNOTE_EV_MAX || sev.type == FSNOTE_EV_DROPPED)
+		return -EINVAL;
+	(void)codec_get_string(req, FSNOTE_ARG_PATH, &path, &path_len);
+	if (path_len == 0 || path[0] != '/')
+		return -EINVAL;
+	bool has_dest = codec_get_string(req, FSNOTE_ARG_DEST_PATH, &dest, &dest_len) == 0;
+	if (has_dest != (sev.type == FSNOTE_EV_RENAME) || (has_dest && (dest_len == 0 || dest[0] != '/')))
+		return -EINVAL;
+	if (codec_get_u32(req, FSNOTE_ARG_FLAGS, &v) == 0)
+		sev.flags = v & (FSNOTE_FLAG_IS_DIR | FSNOTE_FLAG_COMBINED);
+	sev.flags |= FSNOTE_FLAG_INJECTED;
+	(void)codec_get_u32(req, FSNOTE_ARG_PID, &sev.pid);
+	bool has_dev = codec_get_u64(req, FSNOTE_ARG_DEV, &dev) == 0;
+	if (codec_get_u64(req, FSNOTE_ARG_INO, &sev.st.ino) == 0)
+		sev.st.valid = true;
+	(void)codec_get_u32(req, FSNOTE_ARG_MODE, &sev.st.mode);
+	(void)codec_get_u32(req, FSNOTE_ARG_UID, &sev.st.uid);
+	(void)codec_get_u32(req, FSNOTE_ARG_GID, &sev.st.gid);
+
+	/* the anchor with the longest root that holds the path */
+	const struct anchor *best = NULL;
+	for (size_t i = 0; i < d->n_devs; i++) {
+		for (const struct anchor *a = d->dev_heads[i]; a; a = a->dev_next) {
+			size_t rl = a->root_abs_len;
+			if (has_dev && a->dev != dev)
+				continue;
+			bool under = rl == 1 || (path_len >= rl && memcmp(path, a->root_abs, rl) == 0 &&
+						 (path_len == rl || path[rl] == '/'));
+			if (under && (!best || rl > best->root_abs_len))
+				best = a;
+		}
+	}
+	sev.path = path;
+	sev.path_len = path_len;
+	sev.dest = dest;
+	sev.dest_len = dest_len;
+	sev.dev = dev;
+	if (best) {
+		/* absolute -> source space: swap the prefixes back */
+		size_t rl = best->root_abs_len == 1 ? 0 : best->root_abs_len;
+		size_t sl = best->root_src_len == 1 ? 0 : best->root_src_len;
+		if (sl + (path_len - rl) + 1 > sizeof(src))
+			return -ENAMETOOLONG;
+		memcpy(src, best->root_src, sl);
+		memcpy(src + sl, path + rl, path_len - rl);
+		sev.path_len = sl + path_len - rl;
+		if (sev.path_len == 0)
+			src[sev.path_len++] = '/';
+		src[sev.path_len] = '\0';
+		sev.path = src;
+		sev.dev = best->dev;
+		if (dest) {
+			bool dunder = rl == 0 || (dest_len >= rl && memcmp(dest, best->root_abs, rl) == 0 &&
+						  (dest_len == rl || dest[rl] == '/'));
+			if (dunder && sl + dest_len - rl + 1 <= sizeof(dsrc)) {
+				memcpy(dsrc, best->root_src, sl);
+				memcpy(dsrc + sl, dest + rl, dest_len - rl);
+				sev.dest_len = sl + dest_len - rl;
+				dsrc[sev.dest_len] = '\0';
+				sev.dest = dsrc;
+			}
+		}
+	}
+	uint64_t id = take_event(d, &sev);
+	if (id == 0)
+		id = pool_current_id(d->pool);
+	*ret_id = id;
+	return 0;
+}
+
+/* --- status ----------------------------------------------------------------- */
+
+#define STATUS_SUBS_MAX 2000
+
+void sub_status(struct daemon *d, const struct client *asker, json_t *root)
+{
+	struct pool_stats ps;
+	json_t *subs = json_array();
+	size_t listed = 0;
+	bool truncated = false;
+
+	pool_get_stats(d->pool, &ps);
+	json_object_set_new(root, "pool",
+			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+				      "events", (json_int_t)ps.events, "max_events",
+				      (json_int_t)ps.max_events, "bytes", (json_int_t)ps.bytes,
+				      "max_bytes", (json_int_t)ps.max_bytes, "current_id",
+				      (json_int_t)ps.current_id, "history", (json_int_t)ps.history,
+				      "history_max", (json_int_t)ps.history_max, "oldest_history_id",
+				      (json_int_t)ps.oldest_history_id, "added", (json_int_t)ps.added,
+				      "merged", (json_int_t)ps.merged, "reclaimed_rings",
+				      (json_int_t)ps.reclaimed_rings, "reclaimed_events",
+				      (json_int_t)ps.reclaimed_events));
+	for (const struct client *c = d->clients; c; c = c->next) {
+		/* other users' subscriptions (their paths) are theirs alone */
+		if (!asker->privileged && c->uid != asker->uid)
+			continue;
+		for (const struct sub *s = c->subs; s; s = s->next) {
+			if (listed >= STATUS_SUBS_MAX) {
+				truncated = true;
+				break;
+			}
+			struct ring_stats rs;
+			ring_get_stats(s->ring, &rs);
+			json_t *paths = json_array();
+			for (size_t i = 0; i < s->n_anchors; i++)
+				json_array_append_new(paths, json_string(s->anchors[i].root_abs));
+			json_t *o = json_pack("{s:I,s:i,s:s,s:I,s:o,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I}",
+					      "id", (json_int_t)s->id, "pid", (int)c->pid, "comm",
+					      c->comm, "uid", (json_int_t)c->uid, "paths", paths,
+					      "mode", (s->flags & FSNOTE_SUB_SYSTEM) ? "system" :
+						      (s->flags & FSNOTE_SUB_CHILDREN) ? "children" : "subtree",
+					      "privileged", s->privileged, "ring_queued",
+					      (json_int_t)rs.queued, "ring_depth", (json_int_t)rs.depth,
+					      "delivered", (json_int_t)rs.delivered, "dropped",
+					      (json_int_t)rs.dropped, "drops", (json_int_t)rs.drops,
+					      "latency_us", (json_int_t)s->latency_us);
+			if (o) {
+				json_object_set_new(o, "path", json_string(s->n_anchors ?
+									   s->anchors[0].root_abs : ""));
+				json_object_set_new(o, "backend", json_string(s->n_anchors ?
+									      s->anchors[0].source->ops->name : ""));
+				json_array_append_new(subs, o);
+			}
+			listed++;
+		}
+	}
+	json_object_set_new(root, "subscribers", subs);
+	if (truncated)
+		json_object_set_new(root, "subscribers_truncated", json_true());
+	json_object_set_new(root, "subscriptions", json_integer((json_int_t)d->n_subs));
+	json_t *interest = json_object();
+	for (uint32_t t = 1; t <= FSNOTE_EV_MAX; t++)
+		if (d->interest[t])
+			json_object_set_new(interest, codec_event_type_name(t),
+					    json_integer(d->interest[t]));
+	json_object_set_new(root, "interest", interest);
+	json_object_set_new(root, "events_in", json_integer((json_int_t)d->events_in));
+	json_object_set_new(root, "events_delivered", json_integer((json_int_t)d->events_delivered));
+	json_object_set_new(root, "events_denied", json_integer((json_int_t)d->events_denied));
+	access_status(d->access, root);
+}
