@@ -19,3 +19,15 @@ daemon_fsnoted_LDADD = \
 	daemon/libpool.a \
 	protocol/libfsnote-protocol.la \
 	$(LIBEVENT_LIBS) $(LIBSYSTEMD_LIBS) $(JANSSON_LIBS)
+
+# The real daemon over its socket, once per backend (tests/unit/check-server.c).
+check_PROGRAMS += tests/unit/check-server-fanotify tests/unit/check-server-inotify
+TESTS += tests/unit/check-server-fanotify tests/unit/check-server-inotify
+tests_unit_check_server_fanotify_SOURCES = tests/unit/check-server.c
+tests_unit_check_server_fanotify_CPPFLAGS = $(AM_CPPFLAGS) -DBACKEND='"fanotify"'
+tests_unit_check_server_fanotify_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_check_server_fanotify_LDADD = protocol/libfsnote-protocol.la $(CHECK_LIBS) $(JANSSON_LIBS)
+tests_unit_check_server_inotify_SOURCES = tests/unit/check-server.c
+tests_unit_check_server_inotify_CPPFLAGS = $(AM_CPPFLAGS) -DBACKEND='"inotify"'
+tests_unit_check_server_inotify_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_check_server_inotify_LDADD = protocol/libfsnote-protocol.la $(CHECK_LIBS) $(JANSSON_LIBS)
