@@ -149,6 +149,10 @@ uint64_t now_real_ns(void);
 
 /* server.c */
 int server_listen(struct daemon *d, const char *path);
+/* Serves the connected socket @fd (taking it over) as a client with the
+ * given credentials: the accept path, and the fuzzer's way in. */
+int server_adopt(struct daemon *d, int fd, pid_t pid, uid_t uid, gid_t gid, const gid_t *groups,
+		 size_t ngroups);
 void server_schedule_drain(struct client *c);
 void server_send_error(struct client *c, uint32_t req_id, int error, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -714,42 +714,43 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		glen = want;
 	}
 	size_t ngroups = glen / sizeof(gid_t);
+	(void)server_adopt(d, fd, uc.pid, uc.uid, uc.gid, groups, ngroups);
+	free(groups);
+}
 
-	struct uid_acct *acct = server_acct(d, uc.uid);
+int server_adopt(struct daemon *d, int fd, pid_t pid, uid_t uid, gid_t gid, const gid_t *groups,
+		 size_t ngroups)
+{
+	struct uid_acct *acct = server_acct(d, uid);
 	if (!acct) {
-		free(groups);
 		refuse(fd, ENOMEM, "out of memory");
-		return;
+		return -ENOMEM;
 	}
 	if (acct->connections >= d->cfg.max_connections_per_uid) {
-		free(groups);
 		refuse(fd, EUSERS, "too many connections for uid %u (limit %u, max_connections_per_uid)",
-		       uc.uid, d->cfg.max_connections_per_uid);
-		return;
+		       uid, d->cfg.max_connections_per_uid);
+		return -EUSERS;
 	}
 	if (d->n_clients >= d->cfg.max_connections) {
-		free(groups);
 		refuse(fd, EUSERS, "too many connections (limit %u, max_connections)",
 		       d->cfg.max_connections);
-		return;
+		return -EUSERS;
 	}
 
 	struct client *c = calloc(1, sizeof(*c));
 	if (!c) {
-		free(groups);
 		refuse(fd, ENOMEM, "out of memory");
-		return;
+		return -ENOMEM;
 	}
 	c->d = d;
 	c->fd = fd;
-	c->pid = uc.pid;
-	c->uid = uc.uid;
-	c->gid = uc.gid;
+	c->pid = pid;
+	c->uid = uid;
+	c->gid = gid;
 	c->pending_fd = -1;
 	c->acct = acct;
-	c->privileged = uc.uid == 0 || in_group(d->cfg.privileged_gid, uc.gid, groups, ngroups);
-	int r = access_cred_get(d->access, uc.uid, uc.gid, groups, ngroups, &c->cred);
-	free(groups);
+	c->privileged = uid == 0 || in_group(d->cfg.privileged_gid, gid, groups, ngroups);
+	int r = access_cred_get(d->access, uid, gid, groups, ngroups, &c->cred);
 	c->in = evbuffer_new();
 	c->out = evbuffer_new();
 	c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, read_cb, c);
@@ -774,10 +775,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 			event_free(c->ev_deadline);
 		free(c);
 		refuse(fd, ENOMEM, "out of memory");
-		return;
+		return -ENOMEM;
 	}
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)uc.pid);
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
 	FILE *f = fopen(path, "re");
 	if (f) {
 		if (fgets(c->comm, sizeof(c->comm), f))
@@ -795,6 +796,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct timeval tv = { .tv_sec = d->cfg.handshake_timeout_ms / 1000,
 			      .tv_usec = (d->cfg.handshake_timeout_ms % 1000) * 1000 };
 	evtimer_add(c->ev_deadline, &tv);
+	return 0;
 }
 
 static void listener_error_cb(struct evconnlistener *l, void *arg)
