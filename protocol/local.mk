@@ -19,7 +19,7 @@ TESTS += tests/fuzz/replay-codec
 tests_fuzz_replay_codec_SOURCES = tests/fuzz/fuzz-codec.c tests/fuzz/replay.c
 tests_fuzz_replay_codec_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/codec"'
 tests_fuzz_replay_codec_LDADD = protocol/libfsnote-protocol.la
-EXTRA_DIST += tests/fuzz/corpus tests/fuzz/run
+EXTRA_DIST += tests/fuzz/corpus tests/fuzz/run tests/fuzz/nightly
 if FUZZ
 noinst_PROGRAMS += tests/fuzz/fuzz-codec
 tests_fuzz_fuzz_codec_SOURCES = tests/fuzz/fuzz-codec.c
