@@ -108,6 +108,7 @@ struct daemon {
 	struct access *access;
 	struct source *primary;       /* fanotify or inotify */
 	struct source *fallback;      /* inotify, created when first needed */
+	struct mountwatch *mounts;    /* mount records, NULL where the kernel has none */
 	struct evconnlistener *listener;
 	char *socket_path;            /* bound by us (unlinked at exit), or NULL */
 	struct client *clients;
@@ -144,6 +145,8 @@ void sub_sink_init(struct daemon *d, struct source_sink *sink);
 int sub_inject(struct daemon *d, const struct codec_record *req, uint64_t *ret_id);
 void sub_status(struct daemon *d, const struct client *asker, json_t *root);
 void sub_ring_dropped(struct ring *r, void *owner);
+/* A mountwatch callback: mount and unmount records for those who asked. */
+void sub_mount_event(void *ctx, bool attached, const char *point, uint64_t dev, const char *fstype);
 uint64_t now_mono_ns(void);
 uint64_t now_real_ns(void);
 

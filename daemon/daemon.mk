@@ -10,7 +10,9 @@ daemon_libcore_a_SOURCES = \
 	daemon/access.c \
 	daemon/access.h \
 	daemon/log.c \
-	daemon/log.h
+	daemon/log.h \
+	daemon/mountwatch.c \
+	daemon/mountwatch.h
 daemon_libcore_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBSYSTEMD_CFLAGS) $(JANSSON_CFLAGS)
 DAEMON_LIBS = \
 	daemon/libcore.a \

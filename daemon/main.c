@@ -22,6 +22,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "mountwatch.h"
 
 #define DEFAULT_SOCKET "/run/fsnoted/fsnoted.sock"
 #define STATUS_INTERVAL_S 5
@@ -261,6 +262,10 @@ int main(int argc, char **argv)
 	r = open_source(&d, d.cfg.backend);
 	if (r < 0)
 		goto out;
+	r = mountwatch_new(d.base, sub_mount_event, &d, &d.mounts);
+	if (r < 0)
+		log_info("no mount records: %s", r == -ENOSYS ? "the kernel has no mount notifications"
+							       : strerror(-r));
 	r = server_listen(&d, socket_path);
 	if (r < 0)
 		goto out;
@@ -307,6 +312,7 @@ out:
 		event_free(d.ev_status);
 	if (d.ev_watchdog)
 		event_free(d.ev_watchdog);
+	d.mounts = mountwatch_free(d.mounts);
 	d.primary = source_free(d.primary);
 	d.fallback = source_free(d.fallback);
 	d.access = access_free(d.access);

@@ -33,6 +33,7 @@
 #include "codec.h"
 #include "daemon.h"
 #include "log.h"
+#include "mountwatch.h"
 
 #define OUT_HIGH_WATER (256u * 1024u)
 #define HANDSHAKE_FRAME_MAX 1024u
@@ -201,6 +202,8 @@ static uint64_t daemon_features(struct daemon *d)
 		f |= d->primary->ops->features(d->primary);
 	if (d->fallback)
 		f |= d->fallback->ops->features(d->fallback);
+	if (d->mounts)
+		f |= FSNOTE_FEATURE_MOUNT_EVENTS;
 	return f;
 }
 
@@ -302,6 +305,8 @@ static void handle_status(struct client *c, uint32_t req_id)
 		d->fallback->ops->status(d->fallback, fb);
 		json_object_set_new(sources, "fallback", fb);
 	}
+	if (d->mounts)
+		mountwatch_status(d->mounts, sources);
 	json_object_set_new(root, "sources", sources);
 	sub_status(d, c, root);
 	json_object_set_new(root, "limits",

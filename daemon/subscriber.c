@@ -35,6 +35,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "mountinfo.h"
+#include "mountwatch.h"
 
 #define EVENT_FRAME_MAX (3 * FSNOTE_PATH_MAX + 512)
 
@@ -485,6 +486,46 @@ void sub_sink_init(struct daemon *d, struct source_sink *sink)
 	};
 }
 
+void sub_mount_event(void *ctx, bool attached, const char *point, uint64_t dev, const char *fstype)
+{
+	struct daemon *d = ctx;
+	struct pool_event *ev = NULL;
+	size_t plen = strlen(point);
+
+	log_debug("%s %s (%s)", attached ? "mounted" : "unmounted", point, fstype);
+	for (struct client *c = d->clients; c; c = c->next) {
+		for (struct sub *s = c->subs; s; s = s->next) {
+			if (!(s->mask & FSNOTE_EV_BIT(FSNOTE_EV_MOUNT)) || s->ending || !s->n_anchors)
+				continue;
+			const struct anchor *a = &s->anchors[0];
+			if (!(s->flags & FSNOTE_SUB_SYSTEM)) {
+				size_t rl = a->root_abs_len;
+				bool under = rl == 1 || (plen >= rl && memcmp(point, a->root_abs, rl) == 0 &&
+							 (plen == rl || point[rl] == '/'));
+				/* the subscription's own filesystem going away is the
+				 * source's unmount record, which also ends it */
+				if (!under || (!attached && a->dev == dev))
+					continue;
+			}
+			if (!ev) {
+				struct pool_event_init init = {
+					.type = attached ? FSNOTE_EV_MOUNT : FSNOTE_EV_UNMOUNT,
+					.flags = FSNOTE_FLAG_IS_DIR,
+					.actor_uid = UINT32_MAX,
+					.time_ns = now_real_ns(),
+					.path = point,
+					.path_len = plen,
+				};
+				if (pool_add(d->pool, &init, now_mono_ns(), &ev) != POOL_ADDED)
+					return;
+			}
+			sub_push(s, ev, RING_VIEW_FULL);
+		}
+	}
+	if (ev)
+		pool_event_unref(d->pool, ev);
+}
+
 /* --- delivery --------------------------------------------------------- */
 
 static void fill_stat(struct codec_stat *cs, uint64_t dev, const struct pool_stat *st)
@@ -537,6 +578,20 @@ static void emit_event(struct sub *s, const struct ring_entry *e)
 
 	if (!a)
 		return;
+	if (ev->dev == 0) {
+		/* no filesystem: mount records and injected events outside every
+		 * subscription carry absolute paths already */
+		ce.path = ev->path;
+		ce.path_len = ev->path_len;
+		ce.dest = ev->dest;
+		ce.dest_len = ev->dest ? ev->dest_len : 0;
+		if (e->view & RING_VIEW_HISTORY)
+			ce.flags |= FSNOTE_FLAG_HISTORY;
+		if (s->privileged)
+			ce.pid = ev->pid;
+		emit(s->client, &ce);
+		return;
+	}
 	if (s->privileged || (ev->actor_uid != UINT32_MAX && ev->actor_uid == s->client->uid))
 		ce.pid = ev->pid;
 	if (e->view & RING_VIEW_HISTORY)
@@ -852,6 +907,18 @@ static int parse_options(struct daemon *d, struct sub *s, const struct codec_rec
 	if (s->mask == 0 || (s->mask & ~FSNOTE_EV_ALL_MASK)) {
 		snprintf(err, errlen, "invalid event mask 0x%llx", (unsigned long long)s->mask);
 		return -EINVAL;
+	}
+	const uint64_t privileged_types = FSNOTE_EV_BIT(FSNOTE_EV_MOUNT) |
+					  FSNOTE_EV_BIT(FSNOTE_EV_FS_ERROR);
+	if ((s->mask & privileged_types) && !s->privileged) {
+		snprintf(err, errlen, "mount and fs_error records are for root%s%s only",
+			 cfg->privileged_group ? " and group " : "",
+			 cfg->privileged_group ? cfg->privileged_group : "");
+		return -EPERM;
+	}
+	if ((s->mask & FSNOTE_EV_BIT(FSNOTE_EV_MOUNT)) && !d->mounts) {
+		snprintf(err, errlen, "this kernel has no mount notifications (Linux 6.14 or later)");
+		return -EOPNOTSUPP;
 	}
 	s->mask |= FSNOTE_EV_BIT(FSNOTE_EV_DROPPED) | FSNOTE_EV_BIT(FSNOTE_EV_UNMOUNT);
 	(void)codec_get_u64(req, FSNOTE_ARG_DEV_FILTER, &s->dev_filter);
