@@ -2,6 +2,11 @@
 # The daemon: core (server, subscriptions, access checks) over the pool,
 # the kernel sources and the configuration.
 # The core is a library so that the fuzzer can drive it without main().
+# The mount table reader is shared by the core and both sources, so it is a
+# library of its own, last in the link order.
+noinst_LIBRARIES += daemon/libmountinfo.a
+daemon_libmountinfo_a_SOURCES = daemon/mountinfo.c daemon/mountinfo.h
+
 noinst_LIBRARIES += daemon/libcore.a
 daemon_libcore_a_SOURCES = \
 	daemon/daemon.h \
@@ -20,6 +25,7 @@ DAEMON_LIBS = \
 	daemon/libinotify.a \
 	daemon/libconfig.a \
 	daemon/libpool.a \
+	daemon/libmountinfo.a \
 	protocol/libfsnote-protocol.la \
 	$(LIBEVENT_LIBS) $(LIBSYSTEMD_LIBS) $(JANSSON_LIBS)
 
