@@ -2,10 +2,10 @@
 # The daemon: core (server, subscriptions, access checks) over the pool,
 # the kernel sources and the configuration.
 # The core is a library so that the fuzzer can drive it without main().
-# The mount table reader is shared by the core and both sources, so it is a
-# library of its own, last in the link order.
+# The mount table reader and the exclude matcher are shared by the core and
+# the sources, so they are a library of their own, last in the link order.
 noinst_LIBRARIES += daemon/libmountinfo.a
-daemon_libmountinfo_a_SOURCES = daemon/mountinfo.c daemon/mountinfo.h
+daemon_libmountinfo_a_SOURCES = daemon/mountinfo.c daemon/mountinfo.h daemon/exclude.c daemon/exclude.h
 
 noinst_LIBRARIES += daemon/libcore.a
 daemon_libcore_a_SOURCES = \

@@ -72,13 +72,20 @@ struct source_watch_info {
 struct source_ops {
 	const char *name;       /* "fanotify", "inotify" */
 	/* Starts watching the directory open at @dirfd (borrowed, not kept),
-	 * whose absolute path in the daemon is @path.  Returns 0 with *ret and
+	 * whose absolute path in the daemon is @path.  @excludes (see
+	 * exclude.h, relative to the root; borrowed for the life of the watch)
+	 * name directories the watch need not follow: a source may skip work
+	 * below a directory only when every watch covering it excludes it.
+	 * Returns 0 with *ret and
 	 * *ret_info filled, or -errno: -EXDEV/-EOPNOTSUPP for a filesystem the
 	 * source cannot watch completely (with a reason in *ret_reason, static
-	 * string), -ENOSPC when kernel watch limits are exhausted. */
+	 * string), -ENOSPC when kernel watch limits are exhausted.  A source
+	 * that can watch only the changes made on this host returns 0 with
+	 * FSNOTE_FLAG_LOCAL_ONLY in ret_info->flags and the reason in
+	 * *ret_reason. */
 	int (*watch)(struct source *s, int dirfd, const char *path, uint32_t flags,
-		     struct source_watch **ret, struct source_watch_info *ret_info,
-		     const char **ret_reason);
+		     char *const *excludes, size_t n_excludes, struct source_watch **ret,
+		     struct source_watch_info *ret_info, const char **ret_reason);
 	void (*unwatch)(struct source *s, struct source_watch *w);
 	/* The union of event types (FSNOTE_EV_BIT) some subscriber wants. */
 	void (*set_interest)(struct source *s, uint64_t type_mask);

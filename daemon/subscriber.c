@@ -20,7 +20,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <limits.h>
 #include <mntent.h>
 #include <stdio.h>
@@ -33,6 +32,7 @@
 
 #include "codec.h"
 #include "daemon.h"
+#include "exclude.h"
 #include "log.h"
 #include "mountinfo.h"
 #include "mountwatch.h"
@@ -159,36 +159,7 @@ static int scope_of(const struct anchor *a, const char *p, size_t len, const cha
 
 static bool excluded(const struct sub *s, const char *rel, size_t rel_len)
 {
-	char path[FSNOTE_PATH_MAX];
-
-	if (s->n_excludes == 0 || rel_len >= sizeof(path))
-		return false;
-	memcpy(path, rel, rel_len);
-	path[rel_len] = '\0';
-	for (size_t i = 0; i < s->n_excludes; i++) {
-		const char *pat = s->excludes[i];
-		if (strchr(pat, '/')) {
-			if (fnmatch(pat, path, FNM_PATHNAME | FNM_LEADING_DIR) == 0)
-				return true;
-			continue;
-		}
-		/* a plain pattern matches any one component */
-		char *comp = path;
-		for (;;) {
-			char *slash = strchr(comp, '/');
-			if (slash)
-				*slash = '\0';
-			bool hit = fnmatch(pat, comp, 0) == 0;
-			if (slash)
-				*slash = '/';
-			if (hit)
-				return true;
-			if (!slash)
-				break;
-			comp = slash + 1;
-		}
-	}
-	return false;
+	return exclude_match(s->excludes, s->n_excludes, rel, rel_len);
 }
 
 /* Writes the absolute path of source-space @p (in scope of @a) to @buf.
@@ -797,7 +768,8 @@ static int anchor_watch(struct source *src, struct anchor *a, int dirfd, const c
 	int r;
 
 	*reason = NULL;
-	r = src->ops->watch(src, dirfd, abs, wflags, &a->watch, &info, reason);
+	r = src->ops->watch(src, dirfd, abs, wflags, a->sub->excludes, a->sub->n_excludes, &a->watch,
+			    &info, reason);
 	if (r < 0)
 		return r;
 	if (fstat(dirfd, &st) < 0) {
