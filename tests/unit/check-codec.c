@@ -512,6 +512,624 @@ START_TEST(test_every_prefix_and_flip)
 }
 END_TEST
 
+/* --- a raw frame builder, for frames the encoder would never produce ---- */
+
+static size_t rb_len;
+
+static void rb_start(uint16_t type)
+{
+	memset(buf, 0, FSNOTE_FRAME_HEADER_SIZE);
+	put16(buf + 4, type);
+	rb_len = FSNOTE_FRAME_HEADER_SIZE;
+}
+
+/* An argument header claiming @claimed value bytes, followed by @vlen bytes. */
+static void rb_arg(uint16_t type, uint32_t claimed, const void *v, size_t vlen)
+{
+	put16(buf + rb_len, type);
+	put16(buf + rb_len + 2, 0);
+	put32(buf + rb_len + 4, claimed);
+	if (vlen)
+		memcpy(buf + rb_len + FSNOTE_ARG_HEADER_SIZE, v, vlen);
+	rb_len += FSNOTE_ARG_HEADER_SIZE + vlen;
+}
+
+static void rb_u32(uint16_t type, uint32_t v)
+{
+	uint8_t b[4];
+	put32(b, v);
+	rb_arg(type, 4, b, 4);
+}
+
+static void rb_u64(uint16_t type, uint64_t v)
+{
+	uint8_t b[8];
+	put32(b, (uint32_t)v);
+	put32(b + 4, (uint32_t)(v >> 32));
+	rb_arg(type, 8, b, 8);
+}
+
+static void rb_str(uint16_t type, const char *s)
+{
+	rb_arg(type, (uint32_t)strlen(s) + 1, s, strlen(s) + 1);
+}
+
+/* A string value of @len bytes, NUL included. */
+static void rb_str_len(uint16_t type, uint32_t len)
+{
+	put16(buf + rb_len, type);
+	put16(buf + rb_len + 2, 0);
+	put32(buf + rb_len + 4, len);
+	memset(buf + rb_len + FSNOTE_ARG_HEADER_SIZE, 'a', len);
+	buf[rb_len + FSNOTE_ARG_HEADER_SIZE] = '/';
+	buf[rb_len + FSNOTE_ARG_HEADER_SIZE + len - 1] = '\0';
+	rb_len += FSNOTE_ARG_HEADER_SIZE + len;
+}
+
+/* Sets the header length to what was built, without a DONE. */
+static size_t rb_end(void)
+{
+	put32(buf, (uint32_t)rb_len);
+	return rb_len;
+}
+
+static size_t rb_done(void)
+{
+	rb_arg(FSNOTE_ARG_DONE, 0, NULL, 0);
+	return rb_end();
+}
+
+/* --- the protocol as fsnote-protocol.h writes it, independently of codec.c */
+
+#define B(x) (UINT64_C(1) << (FSNOTE_ARG_##x))
+
+struct spec {
+	uint16_t type;
+	uint64_t allowed, required, repeatable;
+};
+
+static const struct spec specs[] = {
+	{ FSNOTE_REQ_HELLO, B(VERSION) | B(CLIENT_NAME), B(VERSION), 0 },
+	{ FSNOTE_REQ_SUBSCRIBE,
+	  B(REQ_ID) | B(SUB_FLAGS) | B(EVENT_MASK) | B(DEV_FILTER) | B(RING_DEPTH) | B(LATENCY_US) |
+		  B(BATCH) | B(SINCE_ID) | B(EXCLUDE),
+	  B(REQ_ID) | B(SUB_FLAGS), B(EXCLUDE) },
+	{ FSNOTE_REQ_UNSUBSCRIBE, B(REQ_ID) | B(SUB_ID), B(REQ_ID) | B(SUB_ID), 0 },
+	{ FSNOTE_REQ_CURRENT_ID, B(REQ_ID) | B(TIME), B(REQ_ID), 0 },
+	{ FSNOTE_REQ_STATUS, B(REQ_ID), B(REQ_ID), 0 },
+	{ FSNOTE_REQ_INJECT,
+	  B(REQ_ID) | B(EVENT_TYPE) | B(PATH) | B(FLAGS) | B(PID) | B(DEST_PATH) | B(DEV) | B(INO) |
+		  B(MODE) | B(UID) | B(GID),
+	  B(REQ_ID) | B(EVENT_TYPE) | B(PATH), 0 },
+	{ FSNOTE_REQ_FLUSH, B(REQ_ID) | B(SUB_ID), B(REQ_ID) | B(SUB_ID), 0 },
+	{ FSNOTE_REP_HELLO, B(VERSION) | B(SERVER_VERSION) | B(FEATURES) | B(BACKEND), B(VERSION), 0 },
+	{ FSNOTE_REP_SUBSCRIBED,
+	  B(REQ_ID) | B(SUB_ID) | B(ID) | B(PATH) | B(DEV) | B(FLAGS) | B(MESSAGE) | B(BACKEND),
+	  B(REQ_ID) | B(SUB_ID) | B(ID), 0 },
+	{ FSNOTE_REP_UNSUBSCRIBED, B(REQ_ID) | B(SUB_ID), B(REQ_ID) | B(SUB_ID), 0 },
+	{ FSNOTE_REP_CURRENT_ID, B(REQ_ID) | B(ID), B(REQ_ID) | B(ID), 0 },
+	{ FSNOTE_REP_STATUS, B(REQ_ID) | B(JSON), B(REQ_ID) | B(JSON), 0 },
+	{ FSNOTE_REP_INJECTED, B(REQ_ID) | B(ID), B(REQ_ID) | B(ID), 0 },
+	{ FSNOTE_REP_FLUSHED, B(REQ_ID) | B(SUB_ID) | B(ID), B(REQ_ID) | B(SUB_ID) | B(ID), 0 },
+	{ FSNOTE_REP_ERROR, B(REQ_ID) | B(ERRNO) | B(MESSAGE), B(ERRNO) | B(MESSAGE), 0 },
+	{ FSNOTE_REC_EVENT,
+	  B(SUB_ID) | B(ID) | B(EVENT_TYPE) | B(FLAGS) | B(TIME) | B(PID) | B(PATH) | B(DEV) | B(INO) |
+		  B(MODE) | B(UID) | B(GID) | B(DEST_PATH) | B(DEST_DEV) | B(DEST_INO) | B(DEST_MODE) |
+		  B(DEST_UID) | B(DEST_GID) | B(COUNT) | B(ID_FIRST) | B(ID_LAST) | B(RESCAN_PATH),
+	  B(SUB_ID) | B(ID) | B(EVENT_TYPE) | B(FLAGS) | B(TIME) | B(PID) | B(PATH), 0 },
+	{ FSNOTE_REC_SHUTDOWN, B(MESSAGE), B(MESSAGE), 0 },
+};
+
+#define N_SPECS (sizeof(specs) / sizeof(specs[0]))
+#define ARG_LAST FSNOTE_ARG_BACKEND
+
+/* Each argument type's kind, as the header's comments give it. */
+static enum fsnote_arg_kind spec_kind(unsigned arg)
+{
+	static const uint64_t u32 = B(EVENT_TYPE) | B(FLAGS) | B(PID) | B(MODE) | B(UID) | B(GID) |
+				    B(DEST_MODE) | B(DEST_UID) | B(DEST_GID) | B(REQ_ID) | B(SUB_ID) |
+				    B(SUB_FLAGS) | B(RING_DEPTH) | B(LATENCY_US) | B(BATCH) |
+				    B(VERSION) | B(ERRNO);
+	static const uint64_t u64 = B(ID) | B(TIME) | B(DEV) | B(INO) | B(DEST_DEV) | B(DEST_INO) |
+				    B(COUNT) | B(ID_FIRST) | B(ID_LAST) | B(EVENT_MASK) |
+				    B(DEV_FILTER) | B(SINCE_ID) | B(FEATURES);
+	static const uint64_t str = B(PATH) | B(DEST_PATH) | B(RESCAN_PATH) | B(EXCLUDE) |
+				    B(MESSAGE) | B(JSON) | B(CLIENT_NAME) | B(SERVER_VERSION) |
+				    B(BACKEND);
+	if (arg == FSNOTE_ARG_DONE)
+		return FSNOTE_KIND_EMPTY;
+	if (arg >= 64)
+		return FSNOTE_KIND_INVALID;
+	uint64_t bit = UINT64_C(1) << arg;
+	return (u32 & bit) ? FSNOTE_KIND_U32 : (u64 & bit) ? FSNOTE_KIND_U64 :
+	       (str & bit) ? FSNOTE_KIND_STRING : FSNOTE_KIND_INVALID;
+}
+
+/* Appends a valid value of @arg's kind. */
+static void rb_valid(unsigned arg)
+{
+	switch (spec_kind(arg)) {
+	case FSNOTE_KIND_U32:
+		rb_u32((uint16_t)arg, 1);
+		break;
+	case FSNOTE_KIND_U64:
+		rb_u64((uint16_t)arg, 1);
+		break;
+	case FSNOTE_KIND_STRING:
+		rb_str((uint16_t)arg, "/x");
+		break;
+	default:
+		ck_abort_msg("argument 0x%x has no value kind", arg);
+	}
+}
+
+/* A frame of record @sp holding the arguments in @set, in type order,
+ * with @extra (if not 0xffff) appended before DONE. */
+static size_t rb_record(const struct spec *sp, uint64_t set, unsigned extra)
+{
+	rb_start(sp->type);
+	for (unsigned a = 1; a < 64; a++)
+		if (set & (UINT64_C(1) << a))
+			rb_valid(a);
+	if (extra != 0xffff)
+		rb_valid(extra);
+	return rb_done();
+}
+
+START_TEST(test_arg_kinds_match_header)
+{
+	for (unsigned a = 0; a <= 0xff; a++)
+		ck_assert_msg(codec_arg_kind((uint16_t)a) == spec_kind(a), "argument 0x%x", a);
+	ck_assert_int_eq(codec_arg_kind(0x7777), FSNOTE_KIND_INVALID);
+	ck_assert_int_eq(codec_arg_kind(0xffff), FSNOTE_KIND_INVALID);
+}
+END_TEST
+
+/* For every record type: the required arguments alone decode, so do all
+ * allowed arguments together; dropping any required one, adding any known
+ * argument the record does not allow, repeating any non-repeatable one and
+ * giving any one a value of the wrong length is refused. */
+START_TEST(test_record_rules)
+{
+	for (size_t i = 0; i < N_SPECS; i++) {
+		const struct spec *sp = &specs[i];
+		size_t n;
+
+		ck_assert(codec_record_known(sp->type));
+		n = rb_record(sp, sp->required, 0xffff);
+		ck_assert_msg(codec_decode(buf, n, &rec) == 0, "record 0x%04x, required only", sp->type);
+		ck_assert_uint_eq(rec.n_args, (unsigned)__builtin_popcountll(sp->required));
+		n = rb_record(sp, sp->allowed, 0xffff);
+		ck_assert_msg(codec_decode(buf, n, &rec) == 0, "record 0x%04x, all allowed", sp->type);
+		ck_assert_uint_eq(rec.n_args, (unsigned)__builtin_popcountll(sp->allowed));
+
+		for (unsigned a = 1; a <= ARG_LAST; a++) {
+			uint64_t bit = UINT64_C(1) << a;
+			if (spec_kind(a) == FSNOTE_KIND_INVALID)
+				continue;
+			if (sp->required & bit) {
+				n = rb_record(sp, sp->allowed & ~bit, 0xffff);
+				ck_assert_msg(codec_decode(buf, n, &rec) == -EBADMSG,
+					      "record 0x%04x without required 0x%x", sp->type, a);
+			}
+			if (!(sp->allowed & bit)) {
+				n = rb_record(sp, sp->required, a);
+				ck_assert_msg(codec_decode(buf, n, &rec) == -EBADMSG,
+					      "record 0x%04x with foreign 0x%x", sp->type, a);
+				continue;
+			}
+			n = rb_record(sp, sp->required | bit, a);
+			ck_assert_msg(codec_decode(buf, n, &rec) == ((sp->repeatable & bit) ? 0 : -EBADMSG),
+				      "record 0x%04x with 0x%x twice", sp->type, a);
+
+			/* the wrong length for the kind */
+			static const uint8_t zeros[16];
+			uint32_t bad = spec_kind(a) == FSNOTE_KIND_U32 ? 8 :
+				       spec_kind(a) == FSNOTE_KIND_U64 ? 4 : 0;
+			rb_start(sp->type);
+			for (unsigned b = 1; b < 64; b++)
+				if ((sp->required & ~bit) & (UINT64_C(1) << b))
+					rb_valid(b);
+			rb_arg((uint16_t)a, bad, zeros, bad);
+			n = rb_done();
+			ck_assert_msg(codec_decode(buf, n, &rec) == -EBADMSG,
+				      "record 0x%04x with 0x%x of length %u", sp->type, a, bad);
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_wrong_lengths_for_kinds)
+{
+	static const uint8_t zeros[16];
+	static const uint32_t u32_bad[] = { 0, 1, 2, 3, 5, 8 };
+	static const uint32_t u64_bad[] = { 0, 4, 7, 9, 16 };
+
+	for (size_t i = 0; i < sizeof(u32_bad) / sizeof(u32_bad[0]); i++) {
+		rb_start(FSNOTE_REQ_STATUS);
+		rb_arg(FSNOTE_ARG_REQ_ID, u32_bad[i], zeros, u32_bad[i]);
+		expect_bad(rb_done(), -EBADMSG);
+	}
+	for (size_t i = 0; i < sizeof(u64_bad) / sizeof(u64_bad[0]); i++) {
+		rb_start(FSNOTE_REQ_CURRENT_ID);
+		rb_u32(FSNOTE_ARG_REQ_ID, 1);
+		rb_arg(FSNOTE_ARG_TIME, u64_bad[i], zeros, u64_bad[i]);
+		expect_bad(rb_done(), -EBADMSG);
+	}
+	/* and the right ones, for contrast */
+	rb_start(FSNOTE_REQ_CURRENT_ID);
+	rb_u32(FSNOTE_ARG_REQ_ID, 1);
+	rb_u64(FSNOTE_ARG_TIME, 2);
+	ck_assert_int_eq(codec_decode(buf, rb_done(), &rec), 0);
+}
+END_TEST
+
+START_TEST(test_truncated_argument_header)
+{
+	/* the frame ends four bytes into the second argument's header */
+	rb_start(FSNOTE_REQ_HELLO);
+	rb_u32(FSNOTE_ARG_VERSION, 1);
+	memset(buf + rb_len, 0, 4);
+	rb_len += 4;
+	expect_bad(rb_end(), -EBADMSG);
+	/* and the header alone, no argument at all (below the minimum) */
+	rb_start(FSNOTE_REQ_HELLO);
+	expect_bad(rb_end(), -EBADMSG);
+}
+END_TEST
+
+START_TEST(test_argument_length_overflow)
+{
+	/* value lengths that wrap a 32-bit sum of offset and length, or run
+	 * just one byte past the frame */
+	static const uint32_t lens[] = { 0xfffffff0u, 0xfffffff8u, 0xfffffffcu, 0xffffffffu,
+					 0x80000000u, 13 };
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		size_t n = raw_hello(buf);
+		put32(buf + 12, lens[i]);
+		expect_bad(n, -EBADMSG);
+	}
+	/* a string claiming the rest of the frame and one byte more */
+	rb_start(FSNOTE_REP_ERROR);
+	rb_u32(FSNOTE_ARG_ERRNO, 1);
+	rb_arg(FSNOTE_ARG_MESSAGE, 2 + 8 + 1, "a\0", 2);
+	expect_bad(rb_done(), -EBADMSG);
+	/* a string swallowing the DONE header exactly: no DONE is left */
+	rb_start(FSNOTE_REP_ERROR);
+	rb_u32(FSNOTE_ARG_ERRNO, 1);
+	rb_arg(FSNOTE_ARG_MESSAGE, 2 + 8, "a\0", 2);
+	expect_bad(rb_done(), -EBADMSG);
+}
+END_TEST
+
+START_TEST(test_frame_length_rules)
+{
+	/* frame lengths below the minimum, as decode sees them */
+	for (uint32_t len = 0; len < FSNOTE_FRAME_MIN; len++) {
+		memset(buf, 0, FSNOTE_FRAME_MIN);
+		put32(buf, len);
+		put16(buf + 4, FSNOTE_REQ_STATUS);
+		expect_bad(len, -EBADMSG);
+		expect_bad(FSNOTE_FRAME_MIN, -EBADMSG); /* header disagrees with the bytes */
+	}
+	/* the smallest well-formed frame: header and DONE, for a record that
+	 * requires nothing - there is none, so it fails on rules, not length */
+	rb_start(FSNOTE_REQ_STATUS);
+	expect_bad(rb_done(), -EBADMSG);
+
+	/* reserved fields: the frame's, the argument's and DONE's */
+	size_t n = raw_hello(buf);
+	put16(buf + 6, 0x8000);
+	expect_bad(n, -EBADMSG);
+	n = raw_hello(buf);
+	put16(buf + 10, 0x0100);
+	expect_bad(n, -EBADMSG);
+	n = raw_hello(buf);
+	put16(buf + 22, 1);
+	expect_bad(n, -EBADMSG);
+	n = raw_hello(buf);
+	ck_assert_int_eq(codec_decode(buf, n, &rec), 0);
+}
+END_TEST
+
+START_TEST(test_frame_max_boundaries)
+{
+	uint32_t len = 0;
+
+	/* a status reply of exactly FSNOTE_FRAME_MAX bytes decodes... */
+	uint32_t json = FSNOTE_FRAME_MAX - FSNOTE_FRAME_HEADER_SIZE - 12 - FSNOTE_ARG_HEADER_SIZE -
+			FSNOTE_ARG_HEADER_SIZE;
+	rb_start(FSNOTE_REP_STATUS);
+	rb_u32(FSNOTE_ARG_REQ_ID, 1);
+	rb_str_len(FSNOTE_ARG_JSON, json);
+	size_t n = rb_done();
+	ck_assert_uint_eq(n, FSNOTE_FRAME_MAX);
+	ck_assert_int_eq(codec_decode(buf, n, &rec), 0);
+	ck_assert_int_eq(codec_frame_peek(buf, n, FSNOTE_FRAME_MAX, &len), 1);
+	ck_assert_uint_eq(len, FSNOTE_FRAME_MAX);
+	/* ...but not from a client, whose limit is FSNOTE_REQUEST_MAX */
+	ck_assert_int_eq(codec_frame_peek(buf, 8, FSNOTE_REQUEST_MAX, &len), -EMSGSIZE);
+
+	/* one byte more is refused by length alone, whatever max the caller asks */
+	rb_start(FSNOTE_REP_STATUS);
+	rb_u32(FSNOTE_ARG_REQ_ID, 1);
+	rb_str_len(FSNOTE_ARG_JSON, json + 1);
+	n = rb_done();
+	ck_assert_uint_eq(n, FSNOTE_FRAME_MAX + 1);
+	expect_bad(n, -EMSGSIZE);
+	ck_assert_int_eq(codec_frame_peek(buf, 8, UINT32_MAX, &len), -EMSGSIZE);
+	ck_assert_int_eq(codec_frame_peek(buf, n, UINT32_MAX, &len), -EMSGSIZE);
+
+	/* the request limit: exactly FSNOTE_REQUEST_MAX is whole, one more is not */
+	memset(buf, 0, 8);
+	put32(buf, FSNOTE_REQUEST_MAX);
+	put16(buf + 4, FSNOTE_REQ_SUBSCRIBE);
+	ck_assert_int_eq(codec_frame_peek(buf, 8, FSNOTE_REQUEST_MAX, &len), 0);
+	ck_assert_int_eq(codec_frame_peek(buf, FSNOTE_REQUEST_MAX, FSNOTE_REQUEST_MAX, &len), 1);
+	ck_assert_uint_eq(len, FSNOTE_REQUEST_MAX);
+	put32(buf, FSNOTE_REQUEST_MAX + 1);
+	ck_assert_int_eq(codec_frame_peek(buf, 8, FSNOTE_REQUEST_MAX, &len), -EMSGSIZE);
+	/* a bad reserved field is reported before the size */
+	put16(buf + 6, 1);
+	ck_assert_int_eq(codec_frame_peek(buf, 8, FSNOTE_REQUEST_MAX, &len), -EBADMSG);
+	/* ret_len is written only on success */
+	len = 12345;
+	ck_assert_int_eq(codec_frame_peek(buf, 8, FSNOTE_REQUEST_MAX, &len), -EBADMSG);
+	ck_assert_uint_eq(len, 12345);
+}
+END_TEST
+
+START_TEST(test_string_limits)
+{
+	static const struct {
+		uint16_t arg;
+		uint16_t record;
+		uint32_t max;
+	} lim[] = {
+		{ FSNOTE_ARG_PATH, FSNOTE_REQ_INJECT, FSNOTE_PATH_MAX },
+		{ FSNOTE_ARG_DEST_PATH, FSNOTE_REQ_INJECT, FSNOTE_PATH_MAX },
+		{ FSNOTE_ARG_RESCAN_PATH, FSNOTE_REC_EVENT, FSNOTE_PATH_MAX },
+		{ FSNOTE_ARG_EXCLUDE, FSNOTE_REQ_SUBSCRIBE, FSNOTE_PATTERN_MAX },
+		{ FSNOTE_ARG_MESSAGE, FSNOTE_REP_ERROR, FSNOTE_MESSAGE_MAX },
+		{ FSNOTE_ARG_CLIENT_NAME, FSNOTE_REQ_HELLO, FSNOTE_NAME_MAX },
+		{ FSNOTE_ARG_SERVER_VERSION, FSNOTE_REP_HELLO, FSNOTE_NAME_MAX },
+		{ FSNOTE_ARG_BACKEND, FSNOTE_REP_HELLO, FSNOTE_NAME_MAX },
+	};
+	for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
+		const struct spec *sp = NULL;
+		for (size_t j = 0; j < N_SPECS; j++)
+			if (specs[j].type == lim[i].record)
+				sp = &specs[j];
+		ck_assert_ptr_nonnull(sp);
+		for (uint32_t len = lim[i].max; len <= lim[i].max + 1; len++) {
+			rb_start(sp->type);
+			uint64_t bit = UINT64_C(1) << lim[i].arg;
+			for (unsigned a = 1; a < 64; a++)
+				if ((sp->required & ~bit) & (UINT64_C(1) << a))
+					rb_valid(a);
+			rb_str_len(lim[i].arg, len);
+			size_t n = rb_done();
+			ck_assert_msg(codec_decode(buf, n, &rec) == (len <= lim[i].max ? 0 : -EBADMSG),
+				      "argument 0x%x of %u bytes", lim[i].arg, len);
+		}
+	}
+	/* the empty string (just its NUL) is well-formed */
+	rb_start(FSNOTE_REC_SHUTDOWN);
+	rb_str(FSNOTE_ARG_MESSAGE, "");
+	ck_assert_int_eq(codec_decode(buf, rb_done(), &rec), 0);
+	/* a NUL first, then more bytes: NUL inside */
+	rb_start(FSNOTE_REC_SHUTDOWN);
+	rb_arg(FSNOTE_ARG_MESSAGE, 3, "\0a\0", 3);
+	expect_bad(rb_done(), -EBADMSG);
+	/* bytes 0x01..0xff are all fine inside a string: names are bytes */
+	char all[256];
+	for (int i = 1; i < 256; i++)
+		all[i - 1] = (char)i;
+	all[255] = '\0';
+	rb_start(FSNOTE_REC_SHUTDOWN);
+	rb_arg(FSNOTE_ARG_MESSAGE, 256, all, 256);
+	ck_assert_int_eq(codec_decode(buf, rb_done(), &rec), 0);
+}
+END_TEST
+
+START_TEST(test_args_max_boundary)
+{
+	/* FSNOTE_ARGS_MAX counts DONE: 63 arguments and DONE are fine... */
+	rb_start(FSNOTE_REQ_SUBSCRIBE);
+	rb_u32(FSNOTE_ARG_REQ_ID, 1);
+	rb_u32(FSNOTE_ARG_SUB_FLAGS, 0);
+	for (unsigned i = 0; i < FSNOTE_ARGS_MAX - 3; i++)
+		rb_str(FSNOTE_ARG_EXCLUDE, "x");
+	size_t n = rb_done();
+	ck_assert_int_eq(codec_decode(buf, n, &rec), 0);
+	ck_assert_uint_eq(rec.n_args, FSNOTE_ARGS_MAX - 1);
+	/* ...and one more is not */
+	rb_start(FSNOTE_REQ_SUBSCRIBE);
+	rb_u32(FSNOTE_ARG_REQ_ID, 1);
+	rb_u32(FSNOTE_ARG_SUB_FLAGS, 0);
+	for (unsigned i = 0; i < FSNOTE_ARGS_MAX - 2; i++)
+		rb_str(FSNOTE_ARG_EXCLUDE, "x");
+	expect_bad(rb_done(), -EBADMSG);
+
+	/* the writer stops at the same place */
+	struct codec_writer w;
+	codec_writer_init(&w, buf, sizeof(buf), FSNOTE_REQ_SUBSCRIBE);
+	codec_put_u32(&w, FSNOTE_ARG_REQ_ID, 1);
+	codec_put_u32(&w, FSNOTE_ARG_SUB_FLAGS, 0);
+	for (unsigned i = 0; i < FSNOTE_ARGS_MAX - 3; i++)
+		codec_put_cstring(&w, FSNOTE_ARG_EXCLUDE, "x");
+	int len = codec_writer_finish(&w);
+	ck_assert_int_gt(len, 0);
+	ck_assert_int_eq(codec_decode(buf, (size_t)len, &rec), 0);
+	codec_writer_init(&w, buf, sizeof(buf), FSNOTE_REQ_SUBSCRIBE);
+	codec_put_u32(&w, FSNOTE_ARG_REQ_ID, 1);
+	codec_put_u32(&w, FSNOTE_ARG_SUB_FLAGS, 0);
+	for (unsigned i = 0; i < FSNOTE_ARGS_MAX - 2; i++)
+		codec_put_cstring(&w, FSNOTE_ARG_EXCLUDE, "x");
+	ck_assert_int_eq(codec_writer_finish(&w), -EMSGSIZE);
+}
+END_TEST
+
+START_TEST(test_unknown_records_and_args)
+{
+	static const uint16_t types[] = { 0x0000, 0x0001, 0x0100, 0x0108, 0x01ff, 0x0200,
+					  0x0208, 0x02fe, 0x0300, 0x0303, 0x0401, 0xffff };
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		size_t n = raw_hello(buf);
+		put16(buf + 4, types[i]);
+		ck_assert(!codec_record_known(types[i]));
+		expect_bad(n, -EPROTONOSUPPORT);
+	}
+	/* unassigned argument types, below and above 64 */
+	static const uint16_t args[] = { 0x0016, 0x001f, 0x002a, 0x0038, 0x003f,
+					 0x0040, 0x0100, 0x7777, 0xffff };
+	for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++) {
+		rb_start(FSNOTE_REQ_HELLO);
+		rb_u32(FSNOTE_ARG_VERSION, 1);
+		rb_u32(args[i], 0);
+		expect_bad(rb_done(), -EBADMSG);
+		/* even an empty one, which looks like DONE but for its type */
+		rb_start(FSNOTE_REQ_HELLO);
+		rb_u32(FSNOTE_ARG_VERSION, 1);
+		rb_arg(args[i], 0, NULL, 0);
+		expect_bad(rb_done(), -EBADMSG);
+	}
+}
+END_TEST
+
+START_TEST(test_done_rules)
+{
+	/* DONE twice: the first DONE does not end the frame */
+	rb_start(FSNOTE_REQ_HELLO);
+	rb_u32(FSNOTE_ARG_VERSION, 1);
+	rb_arg(FSNOTE_ARG_DONE, 0, NULL, 0);
+	expect_bad(rb_done(), -EBADMSG);
+	/* DONE first, then the argument */
+	rb_start(FSNOTE_REQ_HELLO);
+	rb_arg(FSNOTE_ARG_DONE, 0, NULL, 0);
+	rb_u32(FSNOTE_ARG_VERSION, 1);
+	expect_bad(rb_end(), -EBADMSG);
+	/* one stray byte after DONE */
+	rb_start(FSNOTE_REQ_HELLO);
+	rb_u32(FSNOTE_ARG_VERSION, 1);
+	size_t n = rb_done();
+	buf[n] = 0;
+	put32(buf, (uint32_t)n + 1);
+	expect_bad(n + 1, -EBADMSG);
+	/* DONE claiming a value it then carries */
+	rb_start(FSNOTE_REQ_HELLO);
+	rb_u32(FSNOTE_ARG_VERSION, 1);
+	rb_arg(FSNOTE_ARG_DONE, 4, "\0\0\0\0", 4);
+	expect_bad(rb_end(), -EBADMSG);
+}
+END_TEST
+
+/* Field by field: the structure has padding. */
+static void check_stat(const struct codec_stat *a, const struct codec_stat *b)
+{
+	ck_assert(a->have_dev == b->have_dev && a->have_ino == b->have_ino &&
+		  a->have_mode == b->have_mode && a->have_uid == b->have_uid &&
+		  a->have_gid == b->have_gid);
+	ck_assert_uint_eq(a->dev, b->dev);
+	ck_assert_uint_eq(a->ino, b->ino);
+	ck_assert_uint_eq(a->mode, b->mode);
+	ck_assert_uint_eq(a->uid, b->uid);
+	ck_assert_uint_eq(a->gid, b->gid);
+}
+
+/* An event with every optional argument the record allows, decoded both
+ * as a record and as a structured event. */
+START_TEST(test_event_every_argument)
+{
+	struct codec_event in = {
+		.sub_id = 0xfffffffeu, .id = UINT64_MAX - 1, .type = FSNOTE_EV_RENAME,
+		.flags = FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN | FSNOTE_FLAG_HISTORY,
+		.time_ns = UINT64_C(1) << 62, .pid = 1,
+		.path = "/a/\xff\x01", .path_len = 5,
+		.st = { .have_dev = true, .dev = UINT64_MAX, .have_ino = true, .ino = 2,
+			.have_mode = true, .mode = 0100600, .have_uid = true, .uid = 3,
+			.have_gid = true, .gid = 4 },
+		.dest = "/b", .dest_len = 2,
+		.dest_st = { .have_dev = true, .dev = 5, .have_ino = true, .ino = 6,
+			     .have_mode = true, .mode = 0120777, .have_uid = true, .uid = 7,
+			     .have_gid = true, .gid = 8 },
+		.count = 9, .id_first = 10, .id_last = 11, .rescan = "/a", .rescan_len = 2,
+	};
+	struct codec_event out;
+	int n = codec_encode_event(buf, sizeof(buf), &in);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(codec_decode(buf, (size_t)n, &rec), 0);
+	ck_assert_uint_eq(rec.n_args, (unsigned)__builtin_popcountll(specs[N_SPECS - 2].allowed));
+	ck_assert_int_eq(codec_event_from_record(&rec, &out), 0);
+	ck_assert_uint_eq(out.sub_id, in.sub_id);
+	ck_assert_uint_eq(out.id, in.id);
+	ck_assert_uint_eq(out.time_ns, in.time_ns);
+	ck_assert_uint_eq(out.flags, in.flags);
+	ck_assert_uint_eq(out.path_len, 5);
+	ck_assert_mem_eq(out.path, in.path, 5);
+	check_stat(&out.st, &in.st);
+	ck_assert_str_eq(out.dest, "/b");
+	check_stat(&out.dest_st, &in.dest_st);
+	ck_assert_uint_eq(out.count, 9);
+	ck_assert_uint_eq(out.id_first, 10);
+	ck_assert_uint_eq(out.id_last, 11);
+	ck_assert_str_eq(out.rescan, "/a");
+}
+END_TEST
+
+/* The minimal forms: optional arguments absent, and a dropped record with
+ * the empty path the protocol allows it. */
+START_TEST(test_round_trip_minimal)
+{
+	ROUND_TRIP(FSNOTE_REQ_HELLO, { FSNOTE_ARG_VERSION, FSNOTE_PROTOCOL_VERSION, NULL });
+	ROUND_TRIP(FSNOTE_REQ_SUBSCRIBE, { FSNOTE_ARG_REQ_ID, 1, NULL }, { FSNOTE_ARG_SUB_FLAGS, 0, NULL });
+	ROUND_TRIP(FSNOTE_REQ_CURRENT_ID, { FSNOTE_ARG_REQ_ID, 2, NULL });
+	ROUND_TRIP(FSNOTE_REQ_INJECT, { FSNOTE_ARG_REQ_ID, 3, NULL },
+		   { FSNOTE_ARG_EVENT_TYPE, FSNOTE_EV_CREATE, NULL }, { FSNOTE_ARG_PATH, 0, "/x" });
+	ROUND_TRIP(FSNOTE_REP_HELLO, { FSNOTE_ARG_VERSION, FSNOTE_PROTOCOL_VERSION, NULL });
+	ROUND_TRIP(FSNOTE_REP_SUBSCRIBED, { FSNOTE_ARG_REQ_ID, 1, NULL }, { FSNOTE_ARG_SUB_ID, 1, NULL },
+		   { FSNOTE_ARG_ID, 0, NULL });
+	ROUND_TRIP(FSNOTE_REP_SUBSCRIBED, { FSNOTE_ARG_REQ_ID, 1, NULL }, { FSNOTE_ARG_SUB_ID, 1, NULL },
+		   { FSNOTE_ARG_ID, 5, NULL }, { FSNOTE_ARG_PATH, 0, "/mnt/nfs" },
+		   { FSNOTE_ARG_DEV, 0x2c, NULL }, { FSNOTE_ARG_FLAGS, FSNOTE_FLAG_LOCAL_ONLY, NULL },
+		   { FSNOTE_ARG_MESSAGE, 0, "only local changes are seen" },
+		   { FSNOTE_ARG_BACKEND, 0, "inotify" });
+	ROUND_TRIP(FSNOTE_REP_ERROR, { FSNOTE_ARG_ERRNO, EBADMSG, NULL }, { FSNOTE_ARG_MESSAGE, 0, "" });
+
+	struct codec_event drop = {
+		.sub_id = 2, .id = 7, .type = FSNOTE_EV_DROPPED,
+		.flags = FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN | FSNOTE_FLAG_KERNEL_OVERFLOW,
+		.path = "", .path_len = 0, .rescan = "/", .rescan_len = 1,
+	};
+	struct codec_event out;
+	int n = codec_encode_event(buf, sizeof(buf), &drop);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(codec_decode(buf, (size_t)n, &rec), 0);
+	ck_assert_int_eq(codec_event_from_record(&rec, &out), 0);
+	ck_assert_uint_eq(out.path_len, 0);
+	ck_assert_uint_eq(out.count, 0);
+	ck_assert_uint_eq(out.id_first, 0);
+	ck_assert_str_eq(out.rescan, "/");
+	ck_assert(!out.st.have_dev && !out.st.have_ino);
+
+	/* a dropped record without its rescan path is inconsistent */
+	rb_start(FSNOTE_REC_EVENT);
+	rb_u32(FSNOTE_ARG_SUB_ID, 1);
+	rb_u64(FSNOTE_ARG_ID, 1);
+	rb_u32(FSNOTE_ARG_EVENT_TYPE, FSNOTE_EV_DROPPED);
+	rb_u32(FSNOTE_ARG_FLAGS, FSNOTE_FLAG_DROPPED);
+	rb_u64(FSNOTE_ARG_TIME, 1);
+	rb_u32(FSNOTE_ARG_PID, 0);
+	rb_str(FSNOTE_ARG_PATH, "/");
+	ck_assert_int_eq(codec_decode(buf, rb_done(), &rec), 0);
+	ck_assert_int_eq(codec_event_from_record(&rec, &out), -EBADMSG);
+	/* and so is a record of another type */
+	size_t len = raw_hello(buf);
+	ck_assert_int_eq(codec_decode(buf, len, &rec), 0);
+	ck_assert_int_eq(codec_event_from_record(&rec, &out), -EBADMSG);
+}
+END_TEST
+
 static Suite *codec_suite(void)
 {
 	Suite *s = suite_create("codec");
@@ -529,6 +1147,19 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, test_writer_bounds);
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_every_prefix_and_flip);
+	tcase_add_test(tc, test_arg_kinds_match_header);
+	tcase_add_test(tc, test_record_rules);
+	tcase_add_test(tc, test_wrong_lengths_for_kinds);
+	tcase_add_test(tc, test_truncated_argument_header);
+	tcase_add_test(tc, test_argument_length_overflow);
+	tcase_add_test(tc, test_frame_length_rules);
+	tcase_add_test(tc, test_frame_max_boundaries);
+	tcase_add_test(tc, test_string_limits);
+	tcase_add_test(tc, test_args_max_boundary);
+	tcase_add_test(tc, test_unknown_records_and_args);
+	tcase_add_test(tc, test_done_rules);
+	tcase_add_test(tc, test_event_every_argument);
+	tcase_add_test(tc, test_round_trip_minimal);
 	suite_add_tcase(s, tc);
 	return s;
 }
