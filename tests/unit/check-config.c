@@ -17,12 +17,14 @@
 /* by its path: "config.h" alone would find the build's autoconf header */
 #include "../../daemon/config.h"
 
-static char dir[] = "/tmp/check-config.XXXXXX";
+#define DIR_TEMPLATE "/tmp/check-config.XXXXXX"
+static char dir[sizeof(DIR_TEMPLATE)];
 static char path[sizeof(dir) + 32];
 static char err[512];
 
 static void setup(void)
 {
+	memcpy(dir, DIR_TEMPLATE, sizeof(DIR_TEMPLATE));    /* CK_FORK=no runs all in one process */
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/fsnoted.json", dir);
 }
