@@ -1,0 +1,1735 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * fsnotectl.c - the command line client of fsnoted.
+ *
+ * One verb per run (watch, wait, status, current-id, flush, inject); each
+ * opens one connection through the public libfsnote API only (fsnote.h), so
+ * that this tool is also the library's first user and its example.
+ *
+ * The contract scripts rely on: standard output carries only results (one
+ * event, ID or report per line, flushed per line); every error is ONE line
+ * on standard error starting "fsnotectl: "; the exit status is 0 for
+ * success, 1 for an error and 2 when a --timeout expired.  Names are bytes:
+ * nothing a file name contains reaches a terminal unescaped (control
+ * characters, C1 controls, bidirectional overrides and bytes that are not
+ * UTF-8 are written as escapes), and JSON output, which must be UTF-8,
+ * carries the exact bytes of a non-UTF-8 name in a base64 field beside a
+ * readable approximation.
+ *
+ * Every buffer here is bounded by the daemon's limits (FSNOTE_PATH_MAX) or
+ * sized from the data it holds; the only state is the one handle.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsnote.h"
+
+#define EXIT_TIMEOUT 2
+
+/* The "Try" hint names the overall help, which lists every verb's options. */
+#define TRY_HELP "Try 'fsnotectl --help'."
+
+/* Explicit socket (--socket); NULL: $FSNOTE_SOCKET or the default. */
+static const char *arg_socket;
+
+/* --- messages ---------------------------------------------------------------- */
+
+static void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void errorf(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("fsnotectl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* --- bytes, UTF-8, escapes ---------------------------------------------------- */
+
+/* Length (2..4) of the well-formed UTF-8 sequence at @p (no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0; the code point in *@ret_cp. */
+static size_t utf8_seq(const unsigned char *p, size_t left, uint32_t *ret_cp)
+{
+	uint32_t cp;
+	size_t n;
+
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		n = 2;
+		cp = p[0] & 0x1f;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		n = 3;
+		cp = p[0] & 0x0f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		n = 4;
+		cp = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (left < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	*ret_cp = cp;
+	return n;
+}
+
+static bool utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	uint32_t cp;
+
+	for (size_t i = 0; i < len;) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t n = utf8_seq(p + i, len - i, &cp);
+		if (!n)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/* Code points that are printable in the strict sense but change how a
+ * terminal shows what follows them: C1 controls, bidirectional embeddings
+ * and isolates, line and paragraph separators. */
+static bool misleading(uint32_t cp)
+{
+	return (cp >= 0x80 && cp <= 0x9f) || cp == 0x200e || cp == 0x200f ||
+	       (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* A growing string for escaped output; bounded by what it escapes (at most
+ * four output bytes per input byte). */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_addf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_addf(struct sbuf *b, const char *fmt, ...)
+{
+	char tmp[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		sb_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* Appends @len bytes of @s so that a terminal shows exactly which bytes
+ * they are: '\' doubles so that escapes stay unambiguous; \n \t \r for
+ * those; \xNN for other control bytes, DEL, bytes that are not part of
+ * well-formed UTF-8, and every byte of a misleading code point. */
+static void sb_escape(struct sbuf *b, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	uint32_t cp;
+
+	for (size_t i = 0; i < len;) {
+		unsigned char c = p[i];
+		if (c == '\\') {
+			sb_add(b, "\\\\", 2);
+			i++;
+		} else if (c == '\n') {
+			sb_add(b, "\\n", 2);
+			i++;
+		} else if (c == '\t') {
+			sb_add(b, "\\t", 2);
+			i++;
+		} else if (c == '\r') {
+			sb_add(b, "\\r", 2);
+			i++;
+		} else if (c < 0x20 || c == 0x7f) {
+			sb_addf(b, "\\x%02x", c);
+			i++;
+		} else if (c < 0x80) {
+			sb_add(b, (const char *)p + i, 1);
+			i++;
+		} else {
+			size_t n = utf8_seq(p + i, len - i, &cp);
+			if (!n) {
+				sb_addf(b, "\\x%02x", c);
+				i++;
+			} else if (misleading(cp)) {
+				for (size_t k = 0; k < n; k++)
+					sb_addf(b, "\\x%02x", p[i + k]);
+				i += n;
+			} else {
+				sb_add(b, (const char *)p + i, n);
+				i += n;
+			}
+		}
+	}
+}
+
+/* An escaped copy of a NUL-terminated string (NULL counts as ""), for
+ * messages; the caller frees it.  Never NULL: without memory for a few
+ * bytes the tool cannot say anything useful, so it says that and exits. */
+static char *esc(const char *s)
+{
+	struct sbuf b = { 0 };
+
+	sb_escape(&b, s ? s : "", s ? strlen(s) : 0);
+	sb_add(&b, "", 0);
+	if (b.oom || !b.p) {
+		fputs("fsnotectl: out of memory\n", stderr);
+		exit(1);
+	}
+	return b.p;
+}
+
+/* JSON needs UTF-8: a well-formed name goes as is; otherwise every byte
+ * outside well-formed UTF-8 becomes U+FFFD in @key and the exact bytes go,
+ * base64-encoded, in "@key_base64". */
+static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int json_set_bytes(json_t *obj, const char *key, const char *s, size_t len)
+{
+	if (utf8_valid(s, len))
+		return json_object_set_new(obj, key, json_stringn(s, len));
+
+	struct sbuf lossy = { 0 }, b64 = { 0 };
+	const unsigned char *p = (const unsigned char *)s;
+	uint32_t cp;
+	for (size_t i = 0; i < len;) {
+		size_t n = p[i] < 0x80 ? 1 : utf8_seq(p + i, len - i, &cp);
+		if (!n) {
+			sb_add(&lossy, "\xef\xbf\xbd", 3);
+			i++;
+		} else {
+			sb_add(&lossy, s + i, n);
+			i += n;
+		}
+	}
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		size_t n = len - i < 3 ? len - i : 3;
+		if (n > 1)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (n > 2)
+			v |= p[i + 2];
+		char q[4] = { b64_alphabet[(v >> 18) & 63], b64_alphabet[(v >> 12) & 63],
+			      n > 1 ? b64_alphabet[(v >> 6) & 63] : '=', n > 2 ? b64_alphabet[v & 63] : '=' };
+		sb_add(&b64, q, 4);
+	}
+	char key64[64];
+	snprintf(key64, sizeof(key64), "%s_base64", key);
+	int r = -ENOMEM;
+	if (!lossy.oom && !b64.oom && lossy.p && b64.p &&
+	    json_object_set_new(obj, key, json_stringn(lossy.p, lossy.len)) == 0 &&
+	    json_object_set_new(obj, key64, json_stringn(b64.p, b64.len)) == 0)
+		r = 0;
+	free(lossy.p);
+	free(b64.p);
+	return r;
+}
+
+/* --- argument parsing ----------------------------------------------------------- */
+
+static int parse_u64(const char *opt, const char *s, uint64_t *ret)
+{
+	char *end;
+
+	errno = 0;
+	if (!*s || *s == '-' || *s == '+') {
+		errorf("invalid %s '%s': expected a non-negative integer", opt, s);
+		return -EINVAL;
+	}
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end) {
+		errorf("invalid %s '%s': expected a non-negative integer", opt, s);
+		return -EINVAL;
+	}
+	*ret = v;
+	return 0;
+}
+
+/* Seconds, fractional allowed, as nanoseconds. */
+static int parse_seconds(const char *opt, const char *s, int64_t *ret_ns)
+{
+	char *end;
+
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 1e9) {
+		errorf("invalid %s '%s': expected a number of seconds", opt, s);
+		return -EINVAL;
+	}
+	*ret_ns = (int64_t)(v * 1e9);
+	return 0;
+}
+
+/* A comma-separated list of event type names as an FSNOTE_MASK() set. */
+static int parse_events(const char *list, uint64_t *ret)
+{
+	uint64_t mask = 0;
+	char *copy = strdup(list), *save = NULL;
+
+	if (!copy) {
+		errorf("out of memory");
+		return -ENOMEM;
+	}
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		uint32_t t = fsnote_type_from_name(tok);
+		if (!t) {
+			char known[256] = "";
+			for (uint32_t k = 1; k <= FSNOTE_TYPE_MAX; k++) {
+				const char *n = fsnote_type_name(k);
+				if (!n)
+					continue;
+				if (*known)
+					strncat(known, ", ", sizeof(known) - strlen(known) - 1);
+				strncat(known, n, sizeof(known) - strlen(known) - 1);
+			}
+			char *e = esc(tok);
+			errorf("unknown event type '%s' (known: %s)", e, known);
+			free(e);
+			free(copy);
+			return -EINVAL;
+		}
+		mask |= FSNOTE_MASK(t);
+	}
+	free(copy);
+	if (!mask) {
+		errorf("--events needs at least one event type");
+		return -EINVAL;
+	}
+	*ret = mask;
+	return 0;
+}
+
+/* Reports a getopt failure for @verb; always returns 1. */
+static int bad_option(const char *verb, int c, char **argv)
+{
+	const char *arg = argv[optind - 1];
+
+	if (c == ':')
+		errorf("%s: option '%s' needs a value. " TRY_HELP, verb, arg);
+	else if (optopt && optopt != '?')
+		errorf("%s: unknown option '-%c'. " TRY_HELP, verb, optopt);
+	else
+		errorf("%s: unknown option '%s'. " TRY_HELP, verb, arg);
+	return 1;
+}
+
+/* --- time ----------------------------------------------------------------------- */
+
+static int64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (no time zone). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* Reads up to @max digits (at least @min) from *@s. */
+static bool digits(const char **s, int min, int max, long *ret)
+{
+	long v = 0;
+	int n = 0;
+
+	while (n < max && (*s)[n] >= '0' && (*s)[n] <= '9') {
+		v = v * 10 + ((*s)[n] - '0');
+		n++;
+	}
+	if (n < min)
+		return false;
+	*s += n;
+	*ret = v;
+	return true;
+}
+
+/* ISO 8601: YYYY-MM-DD[(T| )HH:MM[:SS[.frac]]][Z|(+|-)HH[:]MM]; local time
+ * without a zone. */
+static int parse_iso8601(const char *s, int64_t *ret_ns)
+{
+	long y, mo, d, h = 0, mi = 0, sec = 0;
+	int64_t frac_ns = 0;
+	const char *p = s;
+
+	if (!digits(&p, 4, 4, &y) || *p++ != '-' || !digits(&p, 2, 2, &mo) || *p++ != '-' ||
+	    !digits(&p, 2, 2, &d))
+		return -EINVAL;
+	if (*p == 'T' || *p == 't' || *p == ' ') {
+		p++;
+		if (!digits(&p, 2, 2, &h) || *p++ != ':' || !digits(&p, 2, 2, &mi))
+			return -EINVAL;
+		if (*p == ':') {
+			p++;
+			if (!digits(&p, 2, 2, &sec))
+				return -EINVAL;
+			if (*p == '.' || *p == ',') {
+				p++;
+				int64_t scale = 100000000;
+				if (*p < '0' || *p > '9')
+					return -EINVAL;
+				for (; *p >= '0' && *p <= '9'; p++) {
+					frac_ns += (*p - '0') * scale;
+					scale /= 10;
+				}
+			}
+		}
+	}
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -EINVAL;
+	int64_t secs;
+	if (*p == 'Z' || *p == 'z' || *p == '+' || *p == '-') {
+		long off = 0;
+		if (*p == '+' || *p == '-') {
+			int sign = *p == '-' ? -1 : 1;
+			long oh, om = 0;
+			p++;
+			if (!digits(&p, 2, 2, &oh))
+				return -EINVAL;
+			if (*p == ':')
+				p++;
+			if (*p && !digits(&p, 2, 2, &om))
+				return -EINVAL;
+			off = sign * (oh * 3600 + om * 60);
+		} else {
+			p++;
+		}
+		if (*p)
+			return -EINVAL;
+		secs = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec -
+		       off;
+	} else {
+		if (*p)
+			return -EINVAL;
+		struct tm tm = { .tm_year = (int)y - 1900, .tm_mon = (int)mo - 1, .tm_mday = (int)d,
+				 .tm_hour = (int)h, .tm_min = (int)mi, .tm_sec = (int)sec, .tm_isdst = -1 };
+		time_t t = mktime(&tm);
+		if (t == (time_t)-1)
+			return -EINVAL;
+		secs = t;
+	}
+	*ret_ns = secs * 1000000000 + frac_ns;
+	return 0;
+}
+
+/* "now", "@EPOCH[.frac]", "-N(ms|s|sec|m|min|h|hour|d|day)" relative to
+ * now, or ISO 8601; nanoseconds since the epoch. */
+static int parse_time(const char *s, int64_t *ret_ns)
+{
+	char *end;
+
+	if (strcmp(s, "now") == 0) {
+		*ret_ns = now_ns(CLOCK_REALTIME);
+		return 0;
+	}
+	if (s[0] == '@') {
+		errno = 0;
+		double v = strtod(s + 1, &end);
+		if (errno || end == s + 1 || *end || !isfinite(v) || v < 0 || v > 1e10)
+			return -EINVAL;
+		*ret_ns = (int64_t)(v * 1e9);
+		return 0;
+	}
+	if (s[0] == '-') {
+		static const struct {
+			const char *unit;
+			double ns;
+		} units[] = {
+			{ "ms", 1e6 }, { "s", 1e9 }, { "sec", 1e9 }, { "m", 60e9 }, { "min", 60e9 },
+			{ "h", 3600e9 }, { "hour", 3600e9 }, { "d", 86400e9 }, { "day", 86400e9 },
+		};
+		errno = 0;
+		double v = strtod(s + 1, &end);
+		if (errno || end == s + 1 || !isfinite(v) || v < 0 || s[1] == '-' || s[1] == '+')
+			return -EINVAL;
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (strcmp(end, units[i].unit) == 0) {
+				double ns = v * units[i].ns;
+				if (ns > 1e18)
+					return -EINVAL;
+				*ret_ns = now_ns(CLOCK_REALTIME) - (int64_t)ns;
+				return 0;
+			}
+		return -EINVAL;
+	}
+	return parse_iso8601(s, ret_ns);
+}
+
+/* --- connecting ------------------------------------------------------------------ */
+
+static const char *socket_name(void)
+{
+	const char *s = arg_socket ? arg_socket : getenv("FSNOTE_SOCKET");
+	return s && *s ? s : FSNOTE_DEFAULT_SOCKET;
+}
+
+/* Connects, or says why not on one line; returns 0 or 1 (the exit status). */
+static int connect_daemon(fsnote **ret)
+{
+	fsnote *h = NULL;
+	int r = fsnote_connect(arg_socket, &h);
+
+	if (r == 0) {
+		*ret = h;
+		return 0;
+	}
+	char *s = esc(socket_name());
+	switch (-r) {
+	case ENOENT:
+	case ECONNREFUSED:
+		errorf("fsnoted is not running (nothing listens on %s); start it with "
+		       "'systemctl start fsnoted.socket' or run fsnoted",
+		       s);
+		break;
+	case EACCES:
+	case EPERM:
+		errorf("permission denied on the socket %s", s);
+		break;
+	case EPROTONOSUPPORT:
+		errorf("fsnoted on %s speaks another protocol version than this fsnotectl", s);
+		break;
+	case EDQUOT:
+	case EUSERS:
+		errorf("fsnoted refused the connection: too many connections for this user "
+		       "(limit max_connections_per_uid or max_connections in fsnoted.conf)");
+		break;
+	default:
+		errorf("cannot connect to fsnoted on %s: %s", s, strerror(-r));
+		break;
+	}
+	free(s);
+	return 1;
+}
+
+/* One line for a failed request, preferring the daemon's own words. */
+static int request_error(fsnote *h, const char *what, int r)
+{
+	const char *msg = fsnote_last_error(h);
+
+	if (r == -ECONNRESET || r == -EPIPE)
+		errorf("%s: lost the connection to fsnoted", what);
+	else if (msg && *msg) {
+		char *m = esc(msg);
+		errorf("%s: %s", what, m);
+		free(m);
+	} else {
+		errorf("%s: %s", what, strerror(-r));
+	}
+	return 1;
+}
+
+static int subscribe_error(fsnote *h, const char *path, int r)
+{
+	const char *msg = fsnote_last_error(h);
+	char *p = esc(path);
+	char *m = esc(msg);
+
+	if (msg && *msg && r != -ECONNRESET) {
+		if (r == -EDQUOT || r == -EUSERS)
+			errorf("cannot watch %s: a limit was reached: %s", p, m);
+		else
+			errorf("cannot watch %s: %s", p, m);
+	} else {
+		switch (-r) {
+		case EACCES:
+		case EPERM:
+			errorf("cannot watch %s: permission denied", p);
+			break;
+		case ENOTDIR:
+			errorf("cannot watch %s: not a directory", p);
+			break;
+		case ENOENT:
+			errorf("cannot watch %s: no such file or directory", p);
+			break;
+		case EDQUOT:
+		case EUSERS:
+			errorf("cannot watch %s: a limit was reached", p);
+			break;
+		case ECONNRESET:
+		case EPIPE:
+			errorf("cannot watch %s: lost the connection to fsnoted", p);
+			break;
+		default:
+			errorf("cannot watch %s: %s", p, strerror(-r));
+			break;
+		}
+	}
+	free(p);
+	free(m);
+	return 1;
+}
+
+/* --- printing events --------------------------------------------------------------- */
+
+struct output {
+	bool json;
+	bool color;
+};
+
+static bool want_color(void)
+{
+	const char *term = getenv("TERM");
+
+	return isatty(STDOUT_FILENO) && !getenv("NO_COLOR") && !(term && strcmp(term, "dumb") == 0);
+}
+
+static const char *type_color(uint32_t type)
+{
+	switch (type) {
+	case FSNOTE_CREATE:
+		return "\033[32m";
+	case FSNOTE_DELETE:
+		return "\033[31m";
+	case FSNOTE_RENAME:
+		return "\033[36m";
+	case FSNOTE_MODIFY:
+	case FSNOTE_CLOSE_WRITE:
+		return "\033[33m";
+	case FSNOTE_ATTRIB:
+		return "\033[34m";
+	case FSNOTE_DROPPED:
+	case FSNOTE_UNMOUNT:
+	case FSNOTE_FS_ERROR:
+		return "\033[1;31m";
+	default:
+		return "\033[35m";
+	}
+}
+
+static void flag_list(uint32_t flags, struct sbuf *b, json_t *arr)
+{
+	bool first = true;
+
+	for (unsigned bit = 0; bit < 32; bit++) {
+		if (!(flags & (UINT32_C(1) << bit)))
+			continue;
+		const char *n = fsnote_flag_name(bit);
+		char tmp[16];
+		if (!n) {
+			snprintf(tmp, sizeof(tmp), "bit%u", bit);
+			n = tmp;
+		}
+		if (b) {
+			if (!first)
+				sb_add(b, ",", 1);
+			sb_add(b, n, strlen(n));
+		}
+		if (arr)
+			json_array_append_new(arr, json_string(n));
+		first = false;
+	}
+}
+
+static void json_attrs(json_t *o, const fsnote_event *e, bool dest, const char *prefix)
+{
+	char key[32];
+	uint64_t v64;
+	uint32_t v32;
+
+#define ATTR(name, fn, var)                                                      \
+	if (fn(e, dest, &var) == 0) {                                            \
+		snprintf(key, sizeof(key), "%s" name, prefix);                   \
+		json_object_set_new(o, key, json_integer((json_int_t)var));      \
+	}
+	ATTR("uid", fsnote_event_uid, v32)
+	ATTR("gid", fsnote_event_gid, v32)
+	ATTR("mode", fsnote_event_mode, v32)
+	ATTR("ino", fsnote_event_ino, v64)
+	ATTR("dev", fsnote_event_dev, v64)
+#undef ATTR
+}
+
+static char *event_json(const fsnote_event *e)
+{
+	uint32_t type = fsnote_event_type(e);
+	const char *tname = fsnote_type_name(type);
+	char tbuf[32];
+	size_t len;
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	if (!tname) {
+		snprintf(tbuf, sizeof(tbuf), "type%" PRIu32, type);
+		tname = tbuf;
+	}
+	json_object_set_new(o, "id", json_integer((json_int_t)fsnote_event_id(e)));
+	json_object_set_new(o, "sub_id", json_integer((json_int_t)fsnote_event_sub_id(e)));
+	json_object_set_new(o, "type", json_string(tname));
+	const char *path = fsnote_event_path(e, &len);
+	json_set_bytes(o, "path", path ? path : "", path ? len : 0);
+	const char *dest = fsnote_event_dest(e, &len);
+	if (dest)
+		json_set_bytes(o, "dest", dest, len);
+	else
+		json_object_set_new(o, "dest", json_null());
+	json_object_set_new(o, "is_dir", json_boolean(fsnote_event_is_dir(e)));
+	json_t *flags = json_array();
+	flag_list(fsnote_event_flags(e), NULL, flags);
+	json_object_set_new(o, "flags", flags);
+	json_object_set_new(o, "pid", json_integer((json_int_t)fsnote_event_pid(e)));
+	json_attrs(o, e, false, "");
+	uint64_t t = fsnote_event_time_ns(e);
+	json_object_set_new(o, "time", json_real((double)t / 1e9));
+	json_object_set_new(o, "time_ns", json_integer((json_int_t)t));
+	if (dest)
+		json_attrs(o, e, true, "dest_");
+	if (type == FSNOTE_DROPPED) {
+		json_object_set_new(o, "count", json_integer((json_int_t)fsnote_event_count(e)));
+		json_object_set_new(o, "id_first", json_integer((json_int_t)fsnote_event_id_first(e)));
+		json_object_set_new(o, "id_last", json_integer((json_int_t)fsnote_event_id_last(e)));
+		const char *rescan = fsnote_event_rescan(e, &len);
+		if (rescan)
+			json_set_bytes(o, "rescan", rescan, len);
+		else
+			json_object_set_new(o, "rescan", json_null());
+	}
+	/* sixteen significant digits keep microseconds in "time" */
+	char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(16));
+	json_decref(o);
+	return text;
+}
+
+static char *event_human(const fsnote_event *e, bool color)
+{
+	struct sbuf b = { 0 };
+	uint32_t type = fsnote_event_type(e);
+	const char *tname = fsnote_type_name(type);
+	uint64_t t = fsnote_event_time_ns(e);
+	time_t secs = (time_t)(t / 1000000000);
+	struct tm tm;
+	char when[64];
+	size_t len;
+
+	if (!localtime_r(&secs, &tm) || !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm))
+		snprintf(when, sizeof(when), "@%lld", (long long)secs);
+	if (color)
+		sb_add(&b, "\033[2m", 4);
+	sb_addf(&b, "%s.%06u", when, (unsigned)(t % 1000000000 / 1000));
+	if (color)
+		sb_add(&b, "\033[0m", 4);
+	sb_add(&b, " ", 1);
+	if (color)
+		sb_add(&b, type_color(type), strlen(type_color(type)));
+	if (tname)
+		sb_addf(&b, "%-11s", tname);
+	else
+		sb_addf(&b, "type%-7" PRIu32, type);
+	if (color)
+		sb_add(&b, "\033[0m", 4);
+	sb_add(&b, " ", 1);
+	const char *path = fsnote_event_path(e, &len);
+	sb_escape(&b, path ? path : "", path ? len : 0);
+	const char *dest = fsnote_event_dest(e, &len);
+	if (dest) {
+		sb_add(&b, " -> ", 4);
+		sb_escape(&b, dest, len);
+	}
+	if (type == FSNOTE_DROPPED) {
+		const char *rescan = fsnote_event_rescan(e, &len);
+		uint64_t n = fsnote_event_count(e);
+		if (n)
+			sb_addf(&b, " (%" PRIu64 " lost", n);
+		else
+			sb_add(&b, " (lost", 6);
+		if (fsnote_event_id_first(e))
+			sb_addf(&b, ", IDs %" PRIu64 "-%" PRIu64, fsnote_event_id_first(e),
+				fsnote_event_id_last(e));
+		if (rescan) {
+			sb_add(&b, ", rescan ", 9);
+			sb_escape(&b, rescan, len);
+		}
+		sb_add(&b, ")", 1);
+	}
+	uint32_t flags = fsnote_event_flags(e);
+	if (flags) {
+		sb_add(&b, " [", 2);
+		flag_list(flags, &b, NULL);
+		sb_add(&b, "]", 1);
+	}
+	if (b.oom || !b.p) {
+		fputs("fsnotectl: out of memory\n", stderr);
+		exit(1);
+	}
+	return b.p;
+}
+
+/* Writes one event as one line and flushes it.  Returns 0 or -errno. */
+static int print_event(const struct output *out, const fsnote_event *e)
+{
+	char *line = out->json ? event_json(e) : event_human(e, out->color);
+
+	if (!line)
+		return -ENOMEM;
+	fputs(line, stdout);
+	fputc('\n', stdout);
+	free(line);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return -errno ? -errno : -EIO;
+	return 0;
+}
+
+/* --- watch and wait ------------------------------------------------------------------ */
+
+struct watch_args {
+	bool children, system, json, reconnect, quiet;
+	bool have_since;
+	uint64_t since;
+	uint64_t mask;         /* 0: the daemon's default */
+	uint64_t count;        /* 0: unlimited */
+	int64_t timeout_ns;    /* <0: none */
+	int64_t latency_us;    /* <0: the daemon's default */
+	char **excludes;
+	size_t n_excludes;
+};
+
+/* Milliseconds left until @deadline for fsnote_read(): -1 without one. */
+static int remaining_ms(int64_t deadline)
+{
+	if (deadline < 0)
+		return -1;
+	int64_t left = deadline - now_ns(CLOCK_MONOTONIC);
+	if (left <= 0)
+		return 0;
+	int64_t ms = (left + 999999) / 1000000;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+static int build_opts(const struct watch_args *a, fsnote_sub_opts **ret)
+{
+	fsnote_sub_opts *o = NULL;
+	int r = fsnote_sub_opts_new(&o);
+
+	if (r < 0)
+		goto fail;
+	if (a->children && (r = fsnote_sub_opts_set_children(o, true)) < 0)
+		goto fail;
+	if (a->system && (r = fsnote_sub_opts_set_system(o, true)) < 0)
+		goto fail;
+	if (a->mask && (r = fsnote_sub_opts_set_events(o, a->mask)) < 0)
+		goto fail;
+	if (a->have_since && (r = fsnote_sub_opts_set_since(o, a->since)) < 0)
+		goto fail;
+	if (a->latency_us >= 0 && (r = fsnote_sub_opts_set_latency_us(o, (uint32_t)a->latency_us)) < 0)
+		goto fail;
+	for (size_t i = 0; i < a->n_excludes; i++) {
+		if ((r = fsnote_sub_opts_add_exclude(o, a->excludes[i])) < 0) {
+			char *e = esc(a->excludes[i]);
+			errorf("invalid --exclude '%s' (at most 32 patterns of up to 255 bytes)", e);
+			free(e);
+			fsnote_sub_opts_free(o);
+			return -EINVAL;
+		}
+	}
+	*ret = o;
+	return 0;
+fail:
+	errorf("cannot set up the subscription: %s", strerror(-r));
+	fsnote_sub_opts_free(o);
+	return r;
+}
+
+/* Re-establishes a lost connection through fsnote_reconnect(), which
+ * resumes every subscription after its last seen ID.  Returns 0, 1 (error)
+ * or EXIT_TIMEOUT. */
+static int reconnect(fsnote *h, int64_t deadline)
+{
+	fprintf(stderr, "fsnotectl: lost the connection to fsnoted; reconnecting\n");
+	for (;;) {
+		int ms = remaining_ms(deadline);
+		if (ms == 0)
+			return EXIT_TIMEOUT;
+		int r = fsnote_reconnect(h, ms < 0 || ms > 5000 ? 5000 : ms);
+		if (r == 0) {
+			fprintf(stderr, "fsnotectl: reconnected; resuming where the connection was lost\n");
+			return 0;
+		}
+		if (r != -ETIMEDOUT && r != -ENOENT && r != -ECONNREFUSED && r != -ECONNRESET &&
+		    r != -EAGAIN && r != -ESHUTDOWN && r != -EPIPE && r != -EINTR)
+			return request_error(h, "cannot reconnect", r);
+	}
+}
+
+/* The event loop shared by watch (@until_first false) and wait (true). */
+static int run_events(fsnote *h, const struct watch_args *a, size_t n_subs, bool until_first)
+{
+	struct output out = { .json = a->json, .color = !a->json && want_color() };
+	int64_t deadline = a->timeout_ns >= 0 ? now_ns(CLOCK_MONOTONIC) + a->timeout_ns : -1;
+	uint64_t printed = 0;
+	size_t live = n_subs;
+
+	for (;;) {
+		fsnote_event *e = NULL;
+		int r = fsnote_read(h, remaining_ms(deadline), &e);
+
+		if (r == -EINTR)
+			continue;
+		if (r == -ETIMEDOUT || r == -EAGAIN) {
+			if (deadline >= 0 && remaining_ms(deadline) == 0)
+				return EXIT_TIMEOUT;
+			continue;
+		}
+		if (r == -ESHUTDOWN || r == -ECONNRESET) {
+			if (a->reconnect) {
+				if (r == -ESHUTDOWN) {
+					char *m = esc(fsnote_last_error(h));
+					fprintf(stderr, "fsnotectl: %s\n", *m ? m : "fsnoted is shutting down");
+					free(m);
+				}
+				int x = reconnect(h, deadline);
+				if (x)
+					return x;
+				continue;
+			}
+			if (r == -ECONNRESET) {
+				errorf("lost the connection to fsnoted");
+				return 1;
+			}
+			/* the daemon stopped on purpose: a note, not an error */
+			char *m = esc(fsnote_last_error(h));
+			fprintf(stderr, "fsnotectl: %s\n", *m ? m : "fsnoted is shutting down");
+			free(m);
+			return 0;
+		}
+		if (r < 0)
+			return request_error(h, "cannot read events", r);
+
+		r = print_event(&out, e);
+		uint32_t flags = fsnote_event_flags(e);
+		e = fsnote_event_free(e);
+		if (r < 0) {
+			errorf("cannot write to standard output: %s", strerror(-r));
+			return 1;
+		}
+		printed++;
+		if (until_first || (a->count && printed >= a->count))
+			return 0;
+		if ((flags & FSNOTE_F_SUB_ENDED) && live > 0 && --live == 0) {
+			fprintf(stderr, "fsnotectl: every watch has ended\n");
+			return 0;
+		}
+	}
+}
+
+static const struct option watch_options[] = {
+	{ "children", no_argument, NULL, 'c' },
+	{ "events", required_argument, NULL, 'e' },
+	{ "since", required_argument, NULL, 'S' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "count", required_argument, NULL, 'n' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "exclude", required_argument, NULL, 'x' },
+	{ "latency", required_argument, NULL, 'l' },
+	{ "reconnect", no_argument, NULL, 'r' },
+	{ "system", no_argument, NULL, 'Y' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void help_watch(void)
+{
+	printf("Usage: fsnotectl watch [OPTION]... PATH...\n"
+	       "       fsnotectl watch --system [OPTION]...\n"
+	       "Print the changes below each PATH (the whole subtree), one line per event.\n"
+	       "\n"
+	       "  -c, --children        direct children only, not the whole subtree\n"
+	       "  -e, --events LIST     comma-separated event types (create,delete,modify,attrib,\n"
+	       "                        close_write,rename,unmount,dropped,open,access,mount,fs_error)\n"
+	       "      --since ID        first replay what happened after event ID\n"
+	       "      --json            one JSON object per line\n"
+	       "      --count N         exit 0 after N events\n"
+	       "      --timeout SEC     exit 2 once SEC seconds (fractions allowed) have passed\n"
+	       "                        since 'Watches established.' (before N events with --count)\n"
+	       "      --exclude PATTERN skip a name, glob or path below the root (repeatable)\n"
+	       "      --latency MS      batch wake-ups for up to MS milliseconds (0: immediate)\n"
+	       "      --reconnect       on a lost connection, reconnect and resume by event ID\n"
+	       "      --system          every mounted filesystem (root or the privileged group)\n"
+	       "  -q, --quiet           do not print 'Watches established.'\n"
+	       "  -h, --help            show this help\n");
+}
+
+static void help_wait(void)
+{
+	printf("Usage: fsnotectl wait [OPTION]... PATH\n"
+	       "Wait for the first event below PATH, print it and exit 0 (2 on timeout).\n"
+	       "\n"
+	       "  -e, --events LIST     wait for these event types only (comma-separated)\n"
+	       "      --timeout SEC     exit 2 when nothing came within SEC seconds\n"
+	       "      --children        direct children only\n"
+	       "      --exclude PATTERN ignore a name, glob or path below PATH (repeatable)\n"
+	       "      --json            print the event as JSON\n"
+	       "  -q, --quiet           do not print 'Watches established.'\n"
+	       "  -h, --help            show this help\n");
+}
+
+static int parse_watch(const char *verb, int argc, char **argv, struct watch_args *a)
+{
+	int c;
+
+	*a = (struct watch_args){ .timeout_ns = -1, .latency_us = -1 };
+	while ((c = getopt_long(argc, argv, ":ce:jqh", watch_options, NULL)) != -1) {
+		uint64_t v;
+		int64_t ns;
+		switch (c) {
+		case 'c':
+			a->children = true;
+			break;
+		case 'e':
+			if (parse_events(optarg, &a->mask) < 0)
+				return 1;
+			break;
+		case 'S':
+			if (parse_u64("--since", optarg, &a->since) < 0)
+				return 1;
+			a->have_since = true;
+			break;
+		case 'j':
+			a->json = true;
+			break;
+		case 'n':
+			if (parse_u64("--count", optarg, &v) < 0)
+				return 1;
+			if (!v) {
+				errorf("invalid --count '0': expected a positive integer");
+				return 1;
+			}
+			a->count = v;
+			break;
+		case 't':
+			if (parse_seconds("--timeout", optarg, &ns) < 0)
+				return 1;
+			a->timeout_ns = ns;
+			break;
+		case 'x': {
+			if (a->n_excludes >= 32) {
+				errorf("too many --exclude patterns (at most 32)");
+				return 1;
+			}
+			char **n = realloc(a->excludes, (a->n_excludes + 1) * sizeof(*n));
+			if (!n) {
+				errorf("out of memory");
+				return 1;
+			}
+			a->excludes = n;
+			a->excludes[a->n_excludes++] = optarg;
+			break;
+		}
+		case 'l':
+			if (parse_seconds("--latency", optarg, &ns) < 0)
+				return 1;
+			/* parsed as seconds: MS milliseconds are MS * 1e6 ns, i.e. ns / 1000 us */
+			if (ns / 1000 > UINT32_MAX) {
+				errorf("invalid --latency '%s': too large", optarg);
+				return 1;
+			}
+			a->latency_us = ns / 1000;
+			break;
+		case 'r':
+			a->reconnect = true;
+			break;
+		case 'Y':
+			a->system = true;
+			break;
+		case 'q':
+			a->quiet = true;
+			break;
+		case 'h':
+			if (strcmp(verb, "wait") == 0)
+				help_wait();
+			else
+				help_watch();
+			exit(0);
+		default:
+			return bad_option(verb, c, argv);
+		}
+	}
+	return 0;
+}
+
+static int cmd_watch_or_wait(int argc, char **argv, bool wait)
+{
+	const char *verb = argv[0];
+	struct watch_args a;
+	fsnote *h = NULL;
+	fsnote_sub_opts *o = NULL;
+	int ret = parse_watch(verb, argc, argv, &a);
+	int npaths = argc - optind;
+
+	if (ret)
+		goto out;
+	ret = 1;
+	if (wait) {
+		if (a.system || a.have_since || a.count || a.reconnect || a.latency_us >= 0) {
+			errorf("wait: --system, --since, --count, --latency and --reconnect are for watch. " TRY_HELP);
+			goto out;
+		}
+		if (npaths != 1) {
+			errorf("wait needs exactly one PATH. " TRY_HELP);
+			goto out;
+		}
+	} else if (a.system ? npaths != 0 : npaths < 1) {
+		errorf(a.system ? "watch --system takes no PATH. " TRY_HELP
+				: "watch needs at least one PATH. " TRY_HELP);
+		goto out;
+	} else if (a.system && a.children) {
+		errorf("--system and --children do not go together");
+		goto out;
+	}
+	if (build_opts(&a, &o) < 0)
+		goto out;
+	if (connect_daemon(&h))
+		goto out;
+
+	size_t n_subs = 0;
+	if (a.system) {
+		uint32_t id;
+		int r = fsnote_subscribe(h, NULL, o, &id);
+		if (r < 0) {
+			const char *msg = fsnote_last_error(h);
+			if (r == -EPERM || r == -EACCES) {
+				char *m = esc(msg);
+				errorf("cannot watch the whole system: %s", *m ? m : "permission denied (root or the privileged group only)");
+				free(m);
+			} else {
+				request_error(h, "cannot watch the whole system", r);
+			}
+			goto out;
+		}
+		n_subs = 1;
+	}
+	for (int i = optind; i < argc; i++) {
+		uint32_t id;
+		int r = fsnote_subscribe(h, argv[i], o, &id);
+		if (r < 0) {
+			subscribe_error(h, argv[i], r);
+			goto out;
+		}
+		const char *warning = fsnote_sub_warning(h, id);
+		if (warning) {
+			char *p = esc(argv[i]), *w = esc(warning);
+			fprintf(stderr, "fsnotectl: warning: %s: %s\n", p, w);
+			free(p);
+			free(w);
+		}
+		n_subs++;
+	}
+	if (!a.quiet) {
+		fputs("Watches established.\n", stderr);
+		fflush(stderr);
+	}
+	ret = run_events(h, &a, n_subs, wait);
+out:
+	fsnote_sub_opts_free(o);
+	fsnote_close(h);
+	free(a.excludes);
+	return ret;
+}
+
+/* --- status ---------------------------------------------------------------------------- */
+
+static json_int_t jint(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+	if (json_is_integer(v))
+		return json_integer_value(v);
+	if (json_is_real(v))
+		return (json_int_t)json_real_value(v);
+	return 0;
+}
+
+static void human_size(double v, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	unsigned u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+static void bar(double frac, bool color)
+{
+	const int width = 30;
+	int fill = (int)(frac * width + 0.5);
+
+	if (fill > width)
+		fill = width;
+	if (fill < 0)
+		fill = 0;
+	fputc('[', stdout);
+	if (color)
+		fputs(frac >= 0.75 ? "\033[31m" : frac >= 0.5 ? "\033[33m" : "\033[32m", stdout);
+	for (int i = 0; i < width; i++)
+		fputc(i < fill ? '#' : '.', stdout);
+	if (color)
+		fputs("\033[0m", stdout);
+	printf("] %3.0f%%", frac * 100);
+}
+
+/* Scalars of a source's status object, one line, nested objects inline. */
+static void print_scalars(const json_t *obj, int depth)
+{
+	const char *key;
+	json_t *v;
+	bool first = true;
+
+	json_object_foreach((json_t *)obj, key, v) {
+		char *k = esc(key);
+		if (!first)
+			fputs(", ", stdout);
+		first = false;
+		if (json_is_object(v) && depth < 2) {
+			printf("%s {", k);
+			print_scalars(v, depth + 1);
+			fputc('}', stdout);
+		} else if (json_is_real(v) && strstr(key, "rate")) {
+			printf("%s %.1f%%", k, json_real_value(v) * 100);
+		} else if (json_is_string(v)) {
+			char *s = esc(json_string_value(v));
+			printf("%s %s", k, s);
+			free(s);
+		} else if (json_is_integer(v)) {
+			printf("%s %" JSON_INTEGER_FORMAT, k, json_integer_value(v));
+		} else if (json_is_real(v)) {
+			printf("%s %g", k, json_real_value(v));
+		} else if (json_is_boolean(v)) {
+			printf("%s %s", k, json_is_true(v) ? "yes" : "no");
+		} else if (json_is_array(v)) {
+			printf("%s (%zu)", k, json_array_size(v));
+		} else {
+			printf("%s -", k);
+		}
+		free(k);
+	}
+}
+
+static void print_status(const json_t *root, const char *socket_path, bool color)
+{
+	const char *b = color ? "\033[1m" : "", *n = color ? "\033[0m" : "";
+	const json_t *v;
+	char *s;
+	char a1[32], a2[32];
+
+	s = esc(json_string_value(json_object_get(root, "version")));
+	printf("%sfsnoted %s%s (pid %" JSON_INTEGER_FORMAT ") on ", b, s, n, jint(root, "pid"));
+	free(s);
+	s = esc(socket_path);
+	printf("%s\n", s);
+	free(s);
+	double up = json_number_value(json_object_get(root, "uptime_s"));
+	long long u = (long long)up;
+	printf("  uptime        ");
+	if (u >= 86400)
+		printf("%lldd ", u / 86400);
+	if (u >= 3600)
+		printf("%lldh ", u % 86400 / 3600);
+	if (u >= 60)
+		printf("%lldm ", u % 3600 / 60);
+	printf("%llds\n", u % 60);
+	s = esc(json_string_value(json_object_get(root, "backend")));
+	printf("  backend       %s\n", s);
+	free(s);
+	printf("  features      ");
+	v = json_object_get(root, "features");
+	size_t i;
+	json_t *x;
+	json_array_foreach(v, i, x) {
+		s = esc(json_string_value(x));
+		printf("%s%s", i ? " " : "", s);
+		free(s);
+	}
+	printf("%s\n", json_array_size(v) ? "" : "(none)");
+	printf("  clients       %" JSON_INTEGER_FORMAT " connections, %" JSON_INTEGER_FORMAT
+	       " subscriptions\n",
+	       jint(root, "clients"), jint(root, "subscriptions"));
+	printf("  events        %" JSON_INTEGER_FORMAT " in, %" JSON_INTEGER_FORMAT
+	       " delivered, %" JSON_INTEGER_FORMAT " withheld by access checks\n",
+	       jint(root, "events_in"), jint(root, "events_delivered"), jint(root, "events_denied"));
+
+	const json_t *pool = json_object_get(root, "pool");
+	if (json_is_object(pool)) {
+		double ev = (double)jint(pool, "events"), evmax = (double)jint(pool, "max_events");
+		double by = (double)jint(pool, "bytes"), bymax = (double)jint(pool, "max_bytes");
+		double fe = evmax > 0 ? ev / evmax : 0, fb = bymax > 0 ? by / bymax : 0;
+		printf("  %spool%s          ", b, n);
+		bar(fe > fb ? fe : fb, color);
+		human_size(by, a1, sizeof(a1));
+		human_size(bymax, a2, sizeof(a2));
+		printf("  %.0f/%.0f events, %s/%s\n", ev, evmax, a1, a2);
+		printf("                current ID %" JSON_INTEGER_FORMAT ", history %" JSON_INTEGER_FORMAT
+		       "/%" JSON_INTEGER_FORMAT " (oldest ID %" JSON_INTEGER_FORMAT ")\n",
+		       jint(pool, "current_id"), jint(pool, "history"), jint(pool, "history_max"),
+		       jint(pool, "oldest_history_id"));
+		printf("                %" JSON_INTEGER_FORMAT " added, %" JSON_INTEGER_FORMAT
+		       " coalesced, %" JSON_INTEGER_FORMAT " reclaimed from %" JSON_INTEGER_FORMAT
+		       " rings\n",
+		       jint(pool, "added"), jint(pool, "merged"), jint(pool, "reclaimed_events"),
+		       jint(pool, "reclaimed_rings"));
+	}
+	const json_t *ac = json_object_get(root, "access_cache");
+	if (json_is_object(ac))
+		printf("  access cache  %.1f%% hits (%" JSON_INTEGER_FORMAT " hits, %" JSON_INTEGER_FORMAT
+		       " misses, %" JSON_INTEGER_FORMAT " denied, %" JSON_INTEGER_FORMAT " entries)\n",
+		       json_number_value(json_object_get(ac, "hit_rate")) * 100, jint(ac, "hits"),
+		       jint(ac, "misses"), jint(ac, "denied"), jint(ac, "entries"));
+	const json_t *sources = json_object_get(root, "sources");
+	const char *key;
+	json_object_foreach((json_t *)sources, key, x) {
+		s = esc(key);
+		printf("  source %-7s", s);
+		free(s);
+		if (json_is_object(x))
+			print_scalars(x, 0);
+		fputc('\n', stdout);
+	}
+	const json_t *lim = json_object_get(root, "limits");
+	if (json_is_object(lim)) {
+		printf("  limits        ");
+		print_scalars(lim, 0);
+		fputc('\n', stdout);
+	}
+
+	const json_t *subs = json_object_get(root, "subscribers");
+	json_int_t drops = 0, dropped = 0;
+	json_array_foreach(subs, i, x) {
+		drops += jint(x, "drops");
+		dropped += jint(x, "dropped");
+	}
+	printf("  drops         %" JSON_INTEGER_FORMAT " dropped records, %" JSON_INTEGER_FORMAT
+	       " events lost (listed subscriptions)\n",
+	       drops, dropped);
+	printf("\n%s%5s %7s %-15s %6s %-8s %15s %10s %8s  %s%s\n", b, "ID", "PID", "COMM", "UID",
+	       "MODE", "QUEUED/DEPTH", "DELIVERED", "DROPPED", "PATH", n);
+	json_array_foreach(subs, i, x) {
+		char *comm = esc(json_string_value(json_object_get(x, "comm")));
+		char *mode = esc(json_string_value(json_object_get(x, "mode")));
+		char *path = esc(json_string_value(json_object_get(x, "path")));
+		char qd[48];
+		snprintf(qd, sizeof(qd), "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
+			 jint(x, "ring_queued"), jint(x, "ring_depth"));
+		printf("%5" JSON_INTEGER_FORMAT " %7" JSON_INTEGER_FORMAT " %-15s %6" JSON_INTEGER_FORMAT
+		       " %-8s %15s %10" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT "  %s",
+		       jint(x, "id"), jint(x, "pid"), comm, jint(x, "uid"), mode, qd,
+		       jint(x, "delivered"), jint(x, "dropped"), path);
+		size_t np = json_array_size(json_object_get(x, "paths"));
+		if (np > 1)
+			printf(" (+%zu more)", np - 1);
+		fputc('\n', stdout);
+		free(comm);
+		free(mode);
+		free(path);
+	}
+	if (!json_array_size(subs))
+		printf("  (no subscriptions you may see)\n");
+	if (json_is_true(json_object_get(root, "subscribers_truncated")))
+		printf("  (list truncated)\n");
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool as_json = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			as_json = true;
+			break;
+		case 'h':
+			printf("Usage: fsnotectl status [--json]\n"
+			       "Show the daemon's state: version, backend, kernel features, uptime, pool\n"
+			       "fill, clients, subscriptions (yours; all of them for root), drops and cache\n"
+			       "hit rates.\n"
+			       "\n"
+			       "      --json   print the daemon's status document as is (one line)\n"
+			       "  -h, --help   show this help\n");
+			return 0;
+		default:
+			return bad_option("status", c, argv);
+		}
+	}
+	if (optind < argc) {
+		errorf("status takes no arguments. " TRY_HELP);
+		return 1;
+	}
+	fsnote *h = NULL;
+	char *text = NULL;
+	if (connect_daemon(&h))
+		return 1;
+	int r = fsnote_status(h, &text);
+	if (r < 0) {
+		request_error(h, "cannot get the status", r);
+		fsnote_close(h);
+		return 1;
+	}
+	int ret = 0;
+	if (as_json) {
+		/* as is: the daemon sends it compact, on one line */
+		fputs(text, stdout);
+		fputc('\n', stdout);
+	} else {
+		json_error_t jerr;
+		json_t *root = json_loads(text, 0, &jerr);
+		if (!json_is_object(root)) {
+			errorf("the daemon's status does not parse: %s", jerr.text);
+			ret = 1;
+		} else {
+			print_status(root, fsnote_socket_path(h), want_color());
+		}
+		json_decref(root);
+	}
+	free(text);
+	fsnote_close(h);
+	if (ret == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
+		errorf("cannot write to standard output: %s", strerror(errno));
+		ret = 1;
+	}
+	return ret;
+}
+
+/* --- current-id, flush, inject ------------------------------------------------------------ */
+
+static int cmd_current_id(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "at", required_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *at = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			at = optarg;
+			break;
+		case 'h':
+			printf("Usage: fsnotectl current-id [--at TIME]\n"
+			       "Print the ID of the newest event, or with --at the first event ID at or\n"
+			       "after TIME within the daemon's history.\n"
+			       "\n"
+			       "      --at TIME   ISO 8601 (2024-05-01T12:00:00[.frac][Z|+02:00]; local time\n"
+			       "                  without a zone), @EPOCH seconds, now, or relative:\n"
+			       "                  -500ms -30s -10min (or -10m) -2h -1d\n"
+			       "  -h, --help      show this help\n");
+			return 0;
+		default:
+			return bad_option("current-id", c, argv);
+		}
+	}
+	if (optind < argc) {
+		errorf("current-id takes no arguments. " TRY_HELP);
+		return 1;
+	}
+	int64_t t = 0;
+	if (at && (parse_time(at, &t) < 0 || t < 0)) {
+		char *e = esc(at);
+		errorf("invalid time '%s': use ISO 8601, @EPOCH, now or -N(ms|s|min|h|d)", e);
+		free(e);
+		return 1;
+	}
+	fsnote *h = NULL;
+	uint64_t id;
+	int r;
+	if (connect_daemon(&h))
+		return 1;
+	if (at)
+		r = fsnote_id_at_time(h, (uint64_t)t, &id);
+	else
+		r = fsnote_current_id(h, &id);
+	if (r == -ERANGE) {
+		char *e = esc(at);
+		errorf("%s is older than the daemon's history reaches back", e);
+		free(e);
+		fsnote_close(h);
+		return 1;
+	}
+	if (r < 0) {
+		request_error(h, "cannot get the event ID", r);
+		fsnote_close(h);
+		return 1;
+	}
+	fsnote_close(h);
+	printf("%" PRIu64 "\n", id);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int cmd_flush(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			printf("Usage: fsnotectl flush PATH\n"
+			       "Subscribe to PATH, wait until the daemon has read every change made\n"
+			       "before the call, and print the event ID that covers them.\n"
+			       "\n"
+			       "  -h, --help   show this help\n");
+			return 0;
+		}
+		return bad_option("flush", c, argv);
+	}
+	if (argc - optind != 1) {
+		errorf("flush needs exactly one PATH. " TRY_HELP);
+		return 1;
+	}
+	fsnote *h = NULL;
+	uint32_t sub;
+	uint64_t id;
+	if (connect_daemon(&h))
+		return 1;
+	int r = fsnote_subscribe(h, argv[optind], NULL, &sub);
+	if (r < 0) {
+		subscribe_error(h, argv[optind], r);
+		fsnote_close(h);
+		return 1;
+	}
+	r = fsnote_flush(h, sub, &id);
+	if (r < 0) {
+		request_error(h, "cannot flush", r);
+		fsnote_close(h);
+		return 1;
+	}
+	fsnote_close(h);
+	printf("%" PRIu64 "\n", id);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* An absolute form of @p without touching the filesystem (a synthetic
+ * event may name a path that does not exist). */
+static char *absolute(const char *p)
+{
+	if (p[0] == '/')
+		return strdup(p);
+	char *cwd = getcwd(NULL, 0);
+	if (!cwd)
+		return NULL;
+	size_t len = strlen(cwd) + strlen(p) + 2;
+	char *r = malloc(len);
+	if (r)
+		snprintf(r, len, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", p);
+	free(cwd);
+	return r;
+}
+
+static int cmd_inject(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dir", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool dir = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			dir = true;
+			break;
+		case 'h':
+			printf("Usage: fsnotectl inject [--dir] TYPE PATH [DEST]\n"
+			       "Queue a synthetic event (root only), for tests and replays, and print\n"
+			       "its event ID.  DEST is required for rename and refused otherwise.\n"
+			       "\n"
+			       "      --dir    the object is a directory\n"
+			       "  -h, --help   show this help\n");
+			return 0;
+		default:
+			return bad_option("inject", c, argv);
+		}
+	}
+	int n = argc - optind;
+	if (n < 2 || n > 3) {
+		errorf("inject needs TYPE PATH [DEST]. " TRY_HELP);
+		return 1;
+	}
+	const char *tname = argv[optind];
+	uint32_t type = fsnote_type_from_name(tname);
+	if (!type) {
+		char *e = esc(tname);
+		errorf("unknown event type '%s'", e);
+		free(e);
+		return 1;
+	}
+	if ((type == FSNOTE_RENAME) != (n == 3)) {
+		errorf(type == FSNOTE_RENAME ? "inject rename needs a DEST" : "only rename takes a DEST");
+		return 1;
+	}
+	char *path = absolute(argv[optind + 1]);
+	char *dest = n == 3 ? absolute(argv[optind + 2]) : NULL;
+	fsnote *h = NULL;
+	uint64_t id;
+	int ret = 1;
+	if (!path || (n == 3 && !dest)) {
+		errorf("cannot make the path absolute: %s", strerror(errno));
+		goto out;
+	}
+	if (connect_daemon(&h))
+		goto out;
+	int r = fsnote_inject(h, type, path, dest, dir ? FSNOTE_F_IS_DIR : 0, &id);
+	if (r < 0) {
+		request_error(h, "cannot inject", r);
+		goto out;
+	}
+	printf("%" PRIu64 "\n", id);
+	ret = fflush(stdout) == 0 ? 0 : 1;
+out:
+	fsnote_close(h);
+	free(path);
+	free(dest);
+	return ret;
+}
+
+/* --- main ---------------------------------------------------------------------------------- */
+
+static void help_main(void)
+{
+	printf("Usage: fsnotectl [--socket PATH] VERB [OPTION]... [ARG]...\n"
+	       "Watch filesystem changes through fsnoted, the filesystem notification daemon.\n"
+	       "\n"
+	       "Verbs:\n"
+	       "  watch [--children] [-e|--events LIST] [--since ID] [--json] [--count N]\n"
+	       "        [--timeout SEC] [--exclude PATTERN]... [--latency MS] [--reconnect]\n"
+	       "        [--quiet] PATH...          print changes below each PATH\n"
+	       "  watch --system [OPTION]...       every mounted filesystem (privileged)\n"
+	       "  wait [-e|--events LIST] [--timeout SEC] [--json] PATH\n"
+	       "                                   wait for the first change below PATH\n"
+	       "  status [--json]                  the daemon's state\n"
+	       "  current-id [--at TIME]           the newest event ID (or the first at TIME)\n"
+	       "  flush PATH                       the event ID covering every change until now\n"
+	       "  inject [--dir] TYPE PATH [DEST]  a synthetic event (root only)\n"
+	       "\n"
+	       "Event types: create delete modify attrib close_write rename unmount dropped\n"
+	       "             open access mount fs_error\n"
+	       "\n"
+	       "      --socket PATH  the daemon's socket (default: $FSNOTE_SOCKET, else\n"
+	       "                     " FSNOTE_DEFAULT_SOCKET ")\n"
+	       "  -h, --help         show this help ('fsnotectl VERB --help' for a verb)\n"
+	       "  -V, --version      show the version\n"
+	       "\n"
+	       "Exit status: 0 success, 1 error, 2 timeout.  See fsnotectl(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			help_main();
+			return 0;
+		}
+		if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+			printf("fsnotectl %s\n", PACKAGE_VERSION);
+			return 0;
+		}
+		if (strcmp(a, "--socket") == 0 && i + 1 < argc) {
+			arg_socket = argv[++i];
+			continue;
+		}
+		if (strncmp(a, "--socket=", 9) == 0) {
+			arg_socket = a + 9;
+			continue;
+		}
+		char *e = esc(a);
+		errorf("unknown option '%s'. " TRY_HELP, e);
+		free(e);
+		return 1;
+	}
+	if (i >= argc) {
+		errorf("no verb given. " TRY_HELP);
+		return 1;
+	}
+	const char *verb = argv[i];
+	int vargc = argc - i;
+	char **vargv = argv + i;
+
+	if (strcmp(verb, "watch") == 0)
+		return cmd_watch_or_wait(vargc, vargv, false);
+	if (strcmp(verb, "wait") == 0)
+		return cmd_watch_or_wait(vargc, vargv, true);
+	if (strcmp(verb, "status") == 0)
+		return cmd_status(vargc, vargv);
+	if (strcmp(verb, "current-id") == 0)
+		return cmd_current_id(vargc, vargv);
+	if (strcmp(verb, "flush") == 0)
+		return cmd_flush(vargc, vargv);
+	if (strcmp(verb, "inject") == 0)
+		return cmd_inject(vargc, vargv);
+	if (strcmp(verb, "help") == 0) {
+		help_main();
+		return 0;
+	}
+	char *e = esc(verb);
+	errorf("unknown verb '%s'. " TRY_HELP, e);
+	free(e);
+	return 1;
+}
