@@ -14,3 +14,40 @@ EXTRA_DIST += client/libfsnote.sym
 include_HEADERS += client/fsnote.h
 pkgconfig_DATA += client/libfsnote.pc
 DISTCLEANFILES += client/libfsnote.pc
+
+dist_man_MANS += man/libfsnote.3
+
+# The example is built by "make check" so that it keeps compiling.
+check_PROGRAMS += client/examples/fsnote-watch
+client_examples_fsnote_watch_SOURCES = client/examples/fsnote-watch.c
+client_examples_fsnote_watch_LDADD = client/libfsnote.la
+
+# The library against the real daemon (tests/unit/check-libfsnote.c), with
+# the daemon's own backend choice and with inotify.  The codec is linked in
+# directly for the stand-in server of the drain-rate test (the library does
+# not export it).
+check_PROGRAMS += tests/unit/check-libfsnote tests/unit/check-libfsnote-inotify
+TESTS += tests/unit/check-libfsnote tests/unit/check-libfsnote-inotify
+tests_unit_check_libfsnote_SOURCES = tests/unit/check-libfsnote.c
+tests_unit_check_libfsnote_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_check_libfsnote_LDADD = client/libfsnote.la protocol/libfsnote-protocol.la $(CHECK_LIBS) $(JANSSON_LIBS)
+tests_unit_check_libfsnote_inotify_SOURCES = tests/unit/check-libfsnote.c
+tests_unit_check_libfsnote_inotify_CPPFLAGS = $(AM_CPPFLAGS) -DBACKEND='"inotify"'
+tests_unit_check_libfsnote_inotify_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_check_libfsnote_inotify_LDADD = client/libfsnote.la protocol/libfsnote-protocol.la $(CHECK_LIBS) $(JANSSON_LIBS)
+
+# One name per page for man(1); each is ".so man3/libfsnote.3".
+dist_man_MANS += \
+	man/fsnote_connect.3 \
+	man/fsnote_close.3 \
+	man/fsnote_fd.3 \
+	man/fsnote_read.3 \
+	man/fsnote_reconnect.3 \
+	man/fsnote_subscribe.3 \
+	man/fsnote_subscribe_fd.3 \
+	man/fsnote_unsubscribe.3 \
+	man/fsnote_flush.3 \
+	man/fsnote_current_id.3 \
+	man/fsnote_id_at_time.3 \
+	man/fsnote_status.3 \
+	man/fsnote_inject.3
