@@ -1,6 +1,7 @@
 #!/bin/bash
-# End to end, the service side: the systemd units (verify and the exposure
-# score), socket activation through systemd-socket-activate (the daemon must
+# End to end, the service side: the systemd units (verify, the exposure
+# score and exactly which items score), socket activation through
+# systemd-socket-activate (the daemon must
 # serve on the socket it is handed and bind none of its own), SIGHUP reload
 # (a valid file applies, a broken one is refused and the old one stays),
 # SIGTERM drain (a running watch is told and exits 0, the daemon exits 0),
@@ -17,6 +18,24 @@ done
 e2e_enter_namespace "$@"
 
 LOG=$E2E_TMP/daemon.log
+EXPOSURE_MAX=2.1
+# what systemd-analyze may hold against fsnoted.service, and why (see the
+# comment at the top of systemd/fsnoted.service.in)
+EXPOSED_OK=(
+    'User=/DynamicUser='                                    # root: the fsuid switch drops caps only from 0
+    'CapabilityBoundingSet=~CAP_SYS_ADMIN'                  # fanotify_init, FAN_MARK_FILESYSTEM, open_tree
+    'CapabilityBoundingSet=~CAP_(DAC_*|FOWNER|IPC_OWNER)'   # CAP_DAC_READ_SEARCH: open_by_handle_at
+    'CapabilityBoundingSet=~CAP_SET(UID|GID|PCAP)'          # setfsuid/setfsgid/setgroups in access.c
+    'SystemCallFilter=~@privileged'                         # the same calls
+    'SystemCallFilter=~@mount'                              # open_tree
+    'RestrictAddressFamilies=~AF_UNIX'                      # the socket, sd_notify, the journal
+    'PrivateTmp='                                           # paths must be the host's
+    'ProtectHome='                                          # read-only; hiding it would hide paths
+    'ProtectProc='                                          # actors' /proc/PID/status of every user
+    'PrivateUsers='                                         # capabilities in the initial namespace
+    'RootDirectory=/RootImage='                             # paths must be the host's
+    'DeviceAllow='                                          # char-rtc:r, added by ProtectClock=yes
+)
 echo '{ "latency_ms": 0 }' > "$E2E_TMP/fsnoted.json"
 
 # status_json [socket]: the daemon's status, or fail
@@ -64,8 +83,15 @@ check_units() {
     local score
     score=$(printf '%s\n' "$out" | sed -n 's/.*Overall exposure level for fsnoted.service: \([0-9.]*\).*/\1/p')
     [ -n "$score" ] || e2e_fail "no overall exposure level in: $out"
-    awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' ||
-        e2e_fail "exposure $score > 2.0: $(printf '%s\n' "$out" | grep '✗')"
+    # The aim was 2.0; open_tree() for the fanotify source's detached mount
+    # clones costs the @mount item and makes it 2.1.  What may score is
+    # exactly what the service's comment justifies, nothing more.
+    awk -v s="$score" -v max="$EXPOSURE_MAX" 'BEGIN { exit !(s <= max) }' ||
+        e2e_fail "exposure $score > $EXPOSURE_MAX: $(printf '%s\n' "$out" | grep '✗')"
+    local extra
+    extra=$(cd "$dir" && systemd-analyze security --offline=true --json=short ./fsnoted.service |
+        jq -r '.[] | select(.exposure != null and .exposure > 0) | .name' | grep -Fxv -f <(printf '%s\n' "${EXPOSED_OK[@]}")) || true
+    [ -z "$extra" ] || e2e_fail "exposed beyond what fanotify and the access checks need: $extra"
     # the settings the daemon cannot live without are still there
     for want in '^Type=notify$' '^CapabilityBoundingSet=CAP_SYS_ADMIN CAP_DAC_READ_SEARCH CAP_SETUID CAP_SETGID$' \
                 '^NoNewPrivileges=yes$' '^RestrictAddressFamilies=AF_UNIX$' '^ExecReload=/bin/kill -HUP \$MAINPID$'; do
@@ -75,7 +101,7 @@ check_units() {
         e2e_fail "fsnoted.service hides /tmp, /home or other users' processes from the daemon"
     grep -q '^ListenStream=/run/fsnoted/fsnoted.sock$' "$dir/fsnoted.socket" || e2e_fail "socket path"
     grep -q '^SocketMode=0666$' "$dir/fsnoted.socket" || e2e_fail "socket mode"
-    e2e_pass "systemd-analyze security: exposure $score (<= 2.0)"
+    e2e_pass "systemd-analyze security: exposure $score (<= $EXPOSURE_MAX), only the justified items"
 }
 
 # --- socket activation ---------------------------------------------------
