@@ -92,7 +92,7 @@ struct client {
 	bool read_paused;
 	uint64_t in_offset;           /* bytes received so far */
 	int pending_fd;               /* from SCM_RIGHTS, -1 if none */
-	uint64_t pending_fd_offset;   /* stream offset of the bytes it came with */
+	uint64_t pending_fd_offset;   /* stream offset of the last byte of the read it came with */
 	size_t charged;               /* out bytes charged to acct */
 	struct sub *subs;
 	struct sub *drain_cursor;     /* round-robin position */

@@ -588,7 +588,10 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		iov.iov_len = (size_t)n;
 		evbuffer_commit_space(c->in, &iov, 1);
 		c->in_offset += (uint64_t)n;
-		if (msg.msg_controllen > 0 && take_cmsgs(c, &msg, offset) < 0)
+		/* the kernel joins earlier plain bytes onto the read that carries a
+		 * descriptor and ends that read with the descriptor's own chunk, so
+		 * the descriptor belongs to the frame holding the last byte read */
+		if (msg.msg_controllen > 0 && take_cmsgs(c, &msg, offset + (uint64_t)(n > 0 ? n - 1 : 0)) < 0)
 			return;
 		if (n == 0) {
 			client_free(c);

@@ -519,6 +519,8 @@ int codec_event_from_record(const struct codec_record *r, struct codec_event *re
 		return -EBADMSG;
 	if (ev.dest && (ev.dest_len == 0 || ev.dest[0] != '/'))
 		return -EBADMSG;
+	if (ev.rescan && (ev.rescan_len == 0 || ev.rescan[0] != '/'))
+		return -EBADMSG;
 	*ret = ev;
 	return 0;
 }
