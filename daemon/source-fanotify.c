@@ -275,8 +275,16 @@ static int clone_mount_root(int dirfd)
 		return r;
 	}
 	int clone = open_tree(fd, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-	r = clone < 0 ? -errno : clone;
+	r = clone < 0 ? -errno : 0;
 	close(fd);
+	if (r < 0)
+		return r;
+	/* open_tree() gives an O_PATH descriptor, which open_by_handle_at()
+	 * and fanotify_mark() refuse (EBADF): open the clone's root for real;
+	 * that file keeps the detached mount alive on its own */
+	fd = openat(clone, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	r = fd < 0 ? -errno : fd;
+	close(clone);
 	return r;
 }
 
@@ -315,16 +323,18 @@ static int path_of_fd(struct fan_fs *fs, int dfd, char *out, size_t cap, bool *r
 	}
 	bool in_view = true;
 	if (fs->prefix_len) {
-		/* readlink is relative to the clone's root for what lies inside it,
-		 * to the superblock's root for what escapes it: ask the clone */
+		/* readlink is relative to the clone's root for what lies inside
+		 * it, and says "/" for what escapes it: ask the clone */
 		struct stat a, b;
 		in_view = fstat(dfd, &a) == 0 &&
 			  fstatat(fs->mntfd, n == 1 ? "." : link + 1, &b,
 				  AT_SYMLINK_NOFOLLOW) == 0 &&
 			  a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 	}
+	if (!in_view)
+		return -EXDEV; /* outside the clone: readlink cannot name it */
 	size_t len = 0;
-	if (in_view && fs->prefix_len) {
+	if (fs->prefix_len) {
 		if (fs->prefix_len + (size_t)n + 1 > cap)
 			return -ENAMETOOLONG;
 		memcpy(out, fs->prefix, fs->prefix_len);
@@ -860,6 +870,35 @@ static void on_mountinfo(evutil_socket_t fd, short what, void *arg)
 
 /* --- source_ops ------------------------------------------------------------ */
 
+/* Whether a mount showing @root of the filesystem sees more than @fs's
+ * clone (its root is an ancestor of the clone's). */
+static bool widens(const struct fan_fs *fs, const char *root)
+{
+	size_t n = strlen(root);
+
+	if (!fs->prefix_len || strcmp(root, "/") == 0)
+		return fs->prefix_len > 0;
+	return n < fs->prefix_len && memcmp(fs->prefix, root, n) == 0 && fs->prefix[n] == '/';
+}
+
+static int reclone(struct fan_fs *fs, int dirfd, const char *root)
+{
+	char *prefix = strdup(strcmp(root, "/") == 0 ? "" : root);
+	if (!prefix)
+		return -ENOMEM;
+	int fd = clone_mount_root(dirfd);
+	if (fd < 0) {
+		free(prefix);
+		return fd;
+	}
+	close(fs->mntfd);
+	fs->mntfd = fd;
+	free(fs->prefix);
+	fs->prefix = prefix;
+	fs->prefix_len = strlen(prefix);
+	return 0;
+}
+
 static int fan_watch(struct source *s, int dirfd, const char *path, uint32_t flags, char *const *excludes,
 		     size_t n_excludes, struct source_watch **ret, struct source_watch_info *ret_info,
 		     const char **ret_reason)
@@ -871,6 +910,7 @@ static int fan_watch(struct source *s, int dirfd, const char *path, uint32_t fla
 	bool created = false;
 	int r;
 
+	*ret_reason = NULL;
 	(void)path;
 	(void)flags;
 	(void)excludes; /* a filesystem mark sees everything; the core filters */
@@ -966,8 +1006,22 @@ static int fan_watch(struct source *s, int dirfd, const char *path, uint32_t fla
 	char rp[SPATH_MAX];
 	bool deleted;
 	r = resolve_dir(f, fs, &root, rp, sizeof(rp), &deleted);
+	if (r == -EXDEV && !created && widens(fs, mi->root)) {
+		/* this mount shows more of the filesystem than the clone we
+		 * have: resolve through it from now on.  Paths are from the
+		 * superblock's root either way, so nothing cached changes. */
+		r = reclone(fs, dirfd, mi->root);
+		if (r == 0)
+			r = resolve_dir(f, fs, &root, rp, sizeof(rp), &deleted);
+	}
+	if (r == -EXDEV)
+		*ret_reason = "the directory is outside the part of its filesystem that the "
+			      "mount it is watched through shows";
 	if (r < 0) {
-		*ret_reason = "the directory cannot be named through its filesystem's handles";
+		if (!*ret_reason)
+			*ret_reason = "the directory cannot be named through its filesystem's handles";
+		if (r == -EXDEV)
+			r = -EOPNOTSUPP; /* the core may still serve it with inotify */
 		if (created)
 			fs_free(f, fs);
 		goto out;
