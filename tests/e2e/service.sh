@@ -1,8 +1,8 @@
 #!/bin/bash
 # End to end, the service side: the systemd units (verify, the exposure
 # score and exactly which items score), socket activation through
-# systemd-socket-activate (the daemon must
-# serve on the socket it is handed and bind none of its own), SIGHUP reload
+# systemd-socket-activate (the daemon must serve on the socket it is handed
+# and bind none of its own), SIGHUP reload
 # (a valid file applies, a broken one is refused and the old one stays),
 # SIGTERM drain (a running watch is told and exits 0, the daemon exits 0),
 # a bad configuration at start, --socket, and the stale socket rules of
@@ -147,10 +147,10 @@ check_reload() {
     wait_limit max_connections_per_uid 64
     wait_limit ring_max_depth 131072
 
-    printf '{\n  "latency_ms": 0,\n  "max_connections_per_uid": 1,\n  "ring_max_depth": 1000\n}\n' > "$cfg"
+    printf '{\n  "latency_ms": 0,\n  "max_connections_per_uid": 1,\n  "ring_max_depth": 9000\n}\n' > "$cfg"
     kill -HUP "$E2E_DPID"
     wait_limit max_connections_per_uid 1
-    wait_limit ring_max_depth 1000
+    wait_limit ring_max_depth 9000
     wait_log 'configuration reloaded'
     # the new limit governs new connections: with a watch open, root's
     # second connection is refused with a clear error
@@ -175,7 +175,7 @@ check_reload() {
     e2e_stop_watch
     kill -0 "$E2E_DPID" || e2e_fail "the daemon died on a broken reload"
     wait_limit max_connections_per_uid 1
-    wait_limit ring_max_depth 1000
+    wait_limit ring_max_depth 9000
     e2e_stop_daemon
     e2e_pass "SIGHUP with a broken file: FILE:LINE:COLUMN logged, old configuration kept, still serving"
 }
