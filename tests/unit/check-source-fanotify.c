@@ -371,6 +371,22 @@ START_TEST(test_bind_subdir)
 	unwatch(&w1);
 	unwatch(&w2);
 	stop();
+
+	/* two bind mounts showing disjoint parts: the second cannot be named
+	 * through the first one's clone, and is refused so that the core can
+	 * use inotify for it */
+	char bind2[512];
+	snprintf(bind2, sizeof(bind2), "%s/bind2", top);
+	ck_assert_int_eq(mkdir(bind2, 0755), 0);
+	ck_assert_int_eq(mount(other, bind2, NULL, MS_BIND, NULL), 0);
+	start();
+	at(bind, "inner", a, sizeof(a));
+	ck_assert_int_eq(watch(a, &w1, &reason), 0);
+	ck_assert_int_eq(watch(bind2, &w2, &reason), -EOPNOTSUPP);
+	ck_assert_ptr_nonnull(reason);
+	unwatch(&w1);
+	stop();
+	ck_assert_int_eq(umount2(bind2, 0), 0);
 	/* the daemon pins nothing: the bind mount goes away cleanly */
 	ck_assert_int_eq(umount2(bind, 0), 0);
 }
@@ -510,6 +526,24 @@ START_TEST(test_status_and_refcount)
 	ck_assert_ptr_nonnull(json_object_get(json_object_get(obj, "path_cache"), "hit_rate"));
 	ck_assert(json_is_true(json_object_get(json_object_get(obj, "kernel_features"), "rename")));
 	json_decref(obj);
+	/* every type at once reaches the live mark (fs_error, open, access too) */
+	src->ops->set_interest(src, FSNOTE_EV_ALL_MASK);
+	obj = json_object();
+	src->ops->status(src, obj);
+	json_int_t mask = json_integer_value(json_object_get(
+		json_array_get(json_object_get(obj, "marks"), 0), "mask"));
+	ck_assert(mask & 0x00008000);   /* FAN_FS_ERROR */
+	ck_assert(mask & 0x00000020);   /* FAN_OPEN */
+	ck_assert(mask & 0x00000001);   /* FAN_ACCESS */
+	ck_assert(mask & 0x10000000);   /* FAN_RENAME */
+	json_decref(obj);
+	src->ops->set_interest(src, FSNOTE_EV_BIT(FSNOTE_EV_MODIFY));
+	obj = json_object();
+	src->ops->status(src, obj);
+	mask = json_integer_value(json_object_get(
+		json_array_get(json_object_get(obj, "marks"), 0), "mask"));
+	ck_assert_int_eq(mask, 0x00000002); /* FAN_MODIFY alone */
+	json_decref(obj);
 	unwatch(&a);
 	obj = json_object();
 	src->ops->status(src, obj);
@@ -593,8 +627,8 @@ END_TEST
 static void cleanup(void)
 {
 	char cmd[2048];
-	snprintf(cmd, sizeof(cmd), "umount -l %s/bind %s/u %s/ext4 %s/tmpfs 2>/dev/null; rm -rf %s",
-		 top, top, top, top, top);
+	snprintf(cmd, sizeof(cmd), "umount -l %s/bind2 %s/bind %s/u %s/ext4 %s/tmpfs 2>/dev/null; rm -rf %s",
+		 top, top, top, top, top, top);
 	if (system(cmd) != 0) {
 		/* best effort: the namespace dies with us anyway */
 	}
