@@ -1,1 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# End-to-end scripts for fsnotectl: every verb, option, output form and
+# error message (cli.sh), and what an unprivileged subscriber may learn
+# (security.sh).  Both run the real daemon and exit 77 without root.
+TESTS += tests/e2e/cli.sh tests/e2e/security.sh
+EXTRA_DIST += tests/e2e/cli.sh tests/e2e/security.sh
