@@ -1092,6 +1092,7 @@ static int parse_watch(const char *verb, int argc, char **argv, struct watch_arg
 				help_wait();
 			else
 				help_watch();
+			free(a->excludes);
 			exit(0);
 		default:
 			return bad_option(verb, c, argv);
@@ -1332,7 +1333,7 @@ static void print_status(const json_t *root, const char *socket_path, bool color
 	const char *key;
 	json_object_foreach((json_t *)sources, key, x) {
 		s = esc(key);
-		printf("  source %-7s", s);
+		printf("  %-13s ", s);
 		free(s);
 		if (json_is_object(x))
 			print_scalars(x, 0);
