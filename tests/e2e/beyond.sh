@@ -37,6 +37,22 @@ wait_for() {
     return 1
 }
 
+# has FILE TYPE PATH: a record of TYPE ("-" for any) for PATH is in FILE.
+# (Not `jq -e 'select(...)'`: jq 1.6 takes the exit status from the last
+# input only, so a match followed by another record would read as none.)
+has() {
+    jq -n -e --arg t "$2" --arg p "$3" 'any(inputs; ($t == "-" or .type == $t) and .path == $p)' "$1" >/dev/null 2>&1
+}
+
+# wait_rec FILE TYPE PATH: until has FILE TYPE PATH, at most 5 s
+wait_rec() {
+    for _ in $(seq 250); do
+        has "$@" && return 0
+        sleep 0.02
+    done
+    e2e_fail "no $2 record for $3 within 5 s in $1"
+}
+
 # idq FILE TYPE PREFIX: the IDs (exact: jq 1.6 rounds 64-bit integers to
 # doubles) of the records of TYPE ("-" for any) whose path starts with PREFIX
 idq() {
@@ -78,7 +94,7 @@ check_flush() {  # BACKEND
     local fid
     fid=$("$FSNOTECTL" flush "$w/cli" 2> "$E2E_TMP/flush.err") || e2e_fail "$backend: fsnotectl flush: $(cat "$E2E_TMP/flush.err")"
     [[ $fid =~ ^[0-9]+$ ]] || e2e_fail "$backend: fsnotectl flush printed '$fid'"
-    e2e_wait_for_path "$w/cli/g$n"
+    wait_rec "$E2E_OUT" create "$w/cli/g$n"
     local got max
     got=$(jq -r 'select(.type == "create") | .path' "$E2E_OUT" | grep -c '/cli/g[0-9]*$' || true)
     max=$(idq "$E2E_OUT" create "$w/cli/g" | sort -n | tail -1)
@@ -86,7 +102,7 @@ check_flush() {  # BACKEND
     [ "$max" -le "$fid" ] || e2e_fail "$backend: fsnotectl flush said $fid, but an earlier create has ID $max"
     # and it is a barrier, not a guess: a create after the flush is above it
     touch "$w/cli/after"
-    e2e_wait_for_path "$w/cli/after"
+    wait_rec "$E2E_OUT" create "$w/cli/after"
     local after
     after=$(idq "$E2E_OUT" create "$w/cli/after")
     [ "$after" -gt "$fid" ] || e2e_fail "$backend: a create after the flush has ID $after <= $fid"
@@ -100,7 +116,88 @@ check_flush() {  # BACKEND
     e2e_pass "$backend: fsnotectl flush printed $fid, covering all $n earlier creates (max $max), next create $after"
 }
 
+# --- excludes ----------------------------------------------------------------
+
+# directories the inotify source should watch: all but the excluded ones
+unexcluded_dirs() {
+    find "$1" \( -name node_modules -o -name .git -o -name '*.tmp' \) -prune -o -type d -print | wc -l
+}
+
+# the inotify source's watch count, as status --json says and as the
+# kernel says (the "inotify wd:" lines of the daemon's descriptors)
+inotify_watches() {
+    local said kernel
+    said=$("$FSNOTECTL" status --json | jq -r '.sources.inotify.watches')
+    kernel=$(cat /proc/"$E2E_DPID"/fdinfo/* 2>/dev/null | grep -c '^inotify wd:' || true)
+    [ "$said" = "$kernel" ] || e2e_fail "inotify: status --json says $said watches, the kernel has $kernel"
+    echo "$kernel"
+}
+
+check_excludes() {  # BACKEND
+    local backend=$1 w=$E2E_TMP/excl-$1
+    mkdir -p "$w/node_modules/a/b" "$w/.git/objects/00" "$w/src/node_modules/deep" "$w/src/lib"
+    e2e_start_daemon --backend "$backend"
+    e2e_watch "$w" --json --exclude node_modules --exclude .git --exclude '*.tmp'
+    local before want
+    if [ "$backend" = inotify ]; then
+        before=$(inotify_watches)
+        want=$(unexcluded_dirs "$w")
+        [ "$before" = "$want" ] ||
+            e2e_fail "inotify: $before watches for $want directories outside the excluded ones"
+    fi
+    (
+        cd "$w"
+        echo x > node_modules/x.js
+        echo x > node_modules/a/b/y.js
+        echo x > .git/objects/00/obj
+        echo x > .git/HEAD
+        echo x > src/node_modules/deep/z.js
+        echo x > a.tmp
+        echo x > src/b.tmp
+        mkdir c.tmp; echo x > c.tmp/inside
+        echo x > src/lib/keep.c
+        echo x > keep.txt
+        # directories made after the subscription: excluded ones stay unwatched
+        mkdir -p newdir/node_modules/q newdir/.git newdir/ok
+        echo x > newdir/node_modules/q/late.js
+        echo x > newdir/.git/late
+        echo x > newdir/ok/late.c
+        touch END
+    )
+    wait_rec "$E2E_OUT" create "$w/END"
+    "$FSNOTECTL" flush "$w" > /dev/null
+    local leaked
+    leaked=$(jq -r '.path, (.dest // empty)' "$E2E_OUT" |
+        grep -E '/(node_modules|\.git)(/|$)|\.tmp(/|$)' || true)
+    [ -z "$leaked" ] || e2e_fail "$backend: events below excluded names reached the subscriber: $leaked"
+    local p
+    for p in keep.txt src/lib/keep.c newdir newdir/ok newdir/ok/late.c END; do
+        has "$E2E_OUT" create "$w/$p" || e2e_fail "$backend: no create for $p (not excluded)"
+    done
+    local msg=""
+    if [ "$backend" = inotify ]; then
+        local after
+        after=$(inotify_watches)
+        want=$(unexcluded_dirs "$w")
+        [ "$after" = "$want" ] ||
+            e2e_fail "inotify: $after watches for $want directories outside the excluded ones (after mkdir)"
+        # the control: a subscriber without excludes makes the shared tree
+        # cover every directory, so the count above was not a fluke
+        watch_bg noexcl "$w"
+        local all
+        all=$(inotify_watches)
+        kill "$BG_PID"; wait "$BG_PID" 2>/dev/null || true
+        [ "$all" = "$(find "$w" -type d | wc -l)" ] ||
+            e2e_fail "inotify: $all watches with a subscriber without excludes, for $(find "$w" -type d | wc -l) directories"
+        msg=", inotify watches $before then $after (= directories outside excluded ones), $all with a second subscriber without excludes"
+    fi
+    e2e_stop_watch
+    e2e_stop_daemon
+    e2e_pass "$backend: excludes node_modules, .git, *.tmp: nothing below them delivered, $(wc -l < "$E2E_OUT") other records$msg"
+}
+
 for backend in $BACKENDS; do
-    check_flush "$backend"
+    [ -n "${SKIPFLUSH:-}" ] || check_flush "$backend"
+    check_excludes "$backend"
 done
 e2e_summary
