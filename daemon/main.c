@@ -245,9 +245,13 @@ int main(int argc, char **argv)
 
 	/* IDs continue to grow across restarts: a client resuming with an ID
 	 * from an earlier run is then always behind the history and gets a
-	 * must-rescan instead of events that are not what it missed */
+	 * must-rescan instead of events that are not what it missed.  They
+	 * start at the wall clock in microseconds: a run would have to average
+	 * more than one event per microsecond to catch up with the next start,
+	 * and the IDs stay below 2^53, exact for every JSON reader that parses
+	 * numbers as doubles (jq, JavaScript). */
 	struct pool_limits lim;
-	pool_limits_from(&d.cfg, now_real_ns(), &lim);
+	pool_limits_from(&d.cfg, now_real_ns() / 1000, &lim);
 	struct pool_callbacks cb = { .ring_dropped = sub_ring_dropped };
 	r = pool_new(&lim, &cb, &d.pool);
 	if (r < 0) {

@@ -111,7 +111,7 @@ e2e_wait_for_type() {
 # WANT is a subsequence of GOT (line by line, in order)?
 e2e_expect_subsequence() {
     local want=$1 got=$2 what=$3
-    awk 'NR == FNR { want[n++] = $0; next } i < n && $0 == want[i] { i++ }
+    awk 'BEGIN { n = 0; i = 0 } NR == FNR { want[n++] = $0; next } i < n && $0 == want[i] { i++ }
          END { if (i < n) { print "first missing: " want[i]; exit 1 } }' "$want" "$got" > "$E2E_TMP/why" || {
         echo "--- expected (in order):" >&2; cat "$want" >&2
         echo "--- got:" >&2; cat "$got" >&2
