@@ -732,11 +732,24 @@ START_TEST(test_setup_100k)
 }
 END_TEST
 
+/* Frees what a test left, so that the sanitizer build checks the
+ * destructor and finds any leak. */
+static void teardown(void)
+{
+	src = source_free(src);
+	if (base)
+		event_base_free(base);
+	base = NULL;
+	free(got);
+	got = NULL;
+}
+
 static Suite *inotify_suite(void)
 {
 	Suite *s = suite_create("source-inotify");
 	TCase *tc = tcase_create("kernel");
 	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, test_tree_tmpfs);
 	tcase_add_test(tc, test_tree_ext4);
 	tcase_add_test(tc, test_loop_and_timer);
