@@ -438,6 +438,8 @@ static int dispatch(fsnote *h, const struct codec_record *rec, fsnote_event **re
 	case FSNOTE_REC_EVENT: {
 		struct codec_event ce;
 		if (codec_event_from_record(rec, &ce) < 0) {
+			/* nothing after an inconsistent record can be trusted either */
+			h->in_off = h->in_end;
 			set_dead(h, -EBADMSG);
 			return 0;
 		}
@@ -1399,8 +1401,9 @@ int fsnote_reconnect(fsnote *h, int timeout_ms)
 		nanosleep(&ts, NULL);
 	}
 	if (r < 0) {
+		/* reads say "lost" until an attempt succeeds */
 		drop_connection(h);
-		h->dead = r;
+		h->dead = -ECONNRESET;
 	}
 	update_ready(h);
 	return r;

@@ -202,6 +202,9 @@ START_TEST(test_connect)
 	unlink(path);
 
 	/* $FSNOTE_SOCKET when no path is given */
+	bool open_before[256];
+	for (int i = 0; i < 256; i++)
+		open_before[i] = fcntl(i, F_GETFD) >= 0;
 	setenv("FSNOTE_SOCKET", sock_path, 1);
 	ck_assert_int_eq(fsnote_connect(NULL, &h), 0);
 	ck_assert_str_eq(fsnote_socket_path(h), sock_path);
@@ -214,10 +217,15 @@ START_TEST(test_connect)
 	/* every descriptor the library owns is close-on-exec */
 	int flags = fcntl(fsnote_fd(h), F_GETFD);
 	ck_assert(flags >= 0 && (flags & FD_CLOEXEC));
-	for (int i = 3; i < 64; i++) {
+	int opened = 0;
+	for (int i = 0; i < 256; i++) {
 		int f = fcntl(i, F_GETFD);
-		ck_assert_msg(f < 0 || (f & FD_CLOEXEC), "descriptor %d is inherited by exec", i);
+		if (f < 0 || open_before[i])
+			continue;
+		opened++;
+		ck_assert_msg(f & FD_CLOEXEC, "descriptor %d would be inherited by exec", i);
 	}
+	ck_assert_int_ge(opened, 1);
 	ck_assert_ptr_null(fsnote_close(h));
 	ck_assert_ptr_null(fsnote_close(NULL));
 	unsetenv("FSNOTE_SOCKET");
@@ -245,11 +253,13 @@ START_TEST(test_events)
 	snprintf(dest, sizeof(dest), "%s/b", dir);
 	touch(dir, "a");
 	ck_assert_int_eq(stat(path, &st), 0);
+	/* the daemon learns an object's attributes when it reads the event, by
+	 * name: let it read this one before the name is used again */
+	size_t n = drain(h, sub, evs, 256);
 	ck_assert_int_eq(rename(path, dest), 0);
 	ck_assert_int_eq(mkdir(path, 0755), 0);
 	ck_assert_int_eq(unlink(dest), 0);
-
-	size_t n = drain(h, sub, evs, 256);
+	n += drain(h, sub, evs + n, 256 - n);
 	fsnote_event *c = find(evs, n, FSNOTE_CREATE, "a");
 	ck_assert_msg(c, "no create event (%zu events)", n);
 	size_t len;
@@ -259,7 +269,11 @@ START_TEST(test_events)
 	ck_assert(!fsnote_event_is_dir(c));
 	ck_assert_ptr_null(fsnote_event_dest(c, NULL));
 	ck_assert_uint_ge(fsnote_event_time_ns(c), t0);
-	ck_assert_uint_eq(fsnote_event_pid(c), (uint32_t)getpid());
+	/* root sees the actor's pid where the source knows it (inotify does not) */
+	if (strcmp(fsnote_sub_backend(h, sub), "fanotify") == 0)
+		ck_assert_uint_eq(fsnote_event_pid(c), (uint32_t)getpid());
+	else
+		ck_assert(fsnote_event_pid(c) == 0 || fsnote_event_pid(c) == (uint32_t)getpid());
 	uint64_t v64;
 	uint32_t v32;
 	if (fsnote_event_ino(c, false, &v64) == 0)
