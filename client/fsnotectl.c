@@ -546,6 +546,13 @@ static int connect_daemon(fsnote **ret)
 		errorf("fsnoted refused the connection: too many connections for this user "
 		       "(limit max_connections_per_uid or max_connections in fsnoted.conf)");
 		break;
+	case ECONNRESET:
+	case EPIPE:
+		/* the daemon closes at once only to refuse a connection */
+		errorf("fsnoted on %s closed the connection during the handshake "
+		       "(a limit such as max_connections_per_uid may be reached)",
+		       s);
+		break;
 	default:
 		errorf("cannot connect to fsnoted on %s: %s", s, strerror(-r));
 		break;
