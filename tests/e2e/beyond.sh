@@ -264,8 +264,59 @@ check_rescan_scope() {  # BACKEND
     e2e_pass "$backend: stalled subscriber, 64-deep ring, $n creates below a/deep: $tally, each rescan a/deep, ring_overflow"
 }
 
+# --- mount and unmount records -------------------------------------------------
+
+check_mounts() {  # BACKEND
+    local backend=$1 w=$E2E_TMP/mnt-$1 img=$E2E_TMP/mnt-$1.img
+    mkdir -p "$w/m" "$w/e"
+    chmod 755 "$w"
+    truncate -s 32M "$img"
+    mkfs.ext4 -q -F "$img"
+    e2e_start_daemon --backend "$backend"
+    e2e_watch "$w" --json -e create,mount,unmount
+    mount -o loop "$img" "$w/e"
+    wait_rec "$E2E_OUT" mount "$w/e"
+    mkdir "$w/e/sub"
+    # a subscription on the loop filesystem: its unmount must end it
+    watch_bg onfs "$w/e/sub"
+    local onfs=$BG_PID
+    touch "$w/e/sub/x"
+    wait_rec "$E2E_TMP/onfs.out" create "$w/e/sub/x"
+    mount -t tmpfs beyond-tmpfs "$w/m"
+    wait_rec "$E2E_OUT" mount "$w/m"
+    umount "$w/m"
+    wait_rec "$E2E_OUT" unmount "$w/m"
+    umount "$w/e" || e2e_fail "$backend: the daemon keeps a watched filesystem busy"
+    wait_rec "$E2E_OUT" unmount "$w/e"
+    wait_rec "$E2E_TMP/onfs.out" unmount "$w/e/sub"
+    jq -e -n 'any(inputs; .type == "unmount" and (.flags | index("sub_ended")))' "$E2E_TMP/onfs.out" >/dev/null ||
+        e2e_fail "$backend: the unmount record of the subscription on the unmounted filesystem is not flagged sub_ended"
+    # ...and the watch on it is over: fsnotectl exits 0 by itself
+    local rc=""
+    for _ in $(seq 250); do
+        kill -0 "$onfs" 2>/dev/null || { rc=0; wait "$onfs" || rc=$?; break; }
+        sleep 0.02
+    done
+    [ "$rc" = 0 ] || e2e_fail "$backend: watch on the unmounted filesystem did not end with status 0 (${rc:-still running})"
+    # the mount records are in order, and nothing else was invented
+    local order
+    order=$(jq -r --arg w "$w/" 'select(.type == "mount" or .type == "unmount") | .type + " " + (.path | ltrimstr($w))' "$E2E_OUT" | paste -sd, -)
+    [ "$order" = "mount e,mount m,unmount m,unmount e" ] || e2e_fail "$backend: mount records $order"
+    # mount and fs_error records are privileged: nobody gets one line, exit 1
+    chmod 755 "$(dirname "$FSNOTE_SOCKET")"
+    local msg
+    rc=0
+    msg=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$FSNOTECTL" watch -e mount,unmount --timeout 1 "$w" 2>&1) || rc=$?
+    [ "$rc" = 1 ] && [ "$(printf '%s\n' "$msg" | wc -l)" = 1 ] && printf '%s' "$msg" | grep -q 'root' ||
+        e2e_fail "$backend: unprivileged -e mount: exit $rc, '$msg'"
+    e2e_stop_watch
+    e2e_stop_daemon
+    e2e_pass "$backend: -e mount,unmount: $order below the tree; the subscription on the unmounted ext4 ended (sub_ended, exit 0); nobody refused: $msg"
+}
+
 for backend in $BACKENDS; do
-    check_rescan_scope "$backend"
+    check_mounts "$backend"
+    [ -n "${SKIPSCOPE:-}" ] || check_rescan_scope "$backend"
     [ -n "${SKIPFLUSH:-}" ] || check_flush "$backend"
     [ -n "${SKIPEXCL:-}" ] || check_excludes "$backend"
 done
