@@ -792,9 +792,14 @@ static char *event_human(const fsnote_event *e, bool color)
 			sb_addf(&b, " (%" PRIu64 " lost", n);
 		else
 			sb_add(&b, " (lost", 6);
-		if (fsnote_event_id_first(e))
-			sb_addf(&b, ", IDs %" PRIu64 "-%" PRIu64, fsnote_event_id_first(e),
-				fsnote_event_id_last(e));
+		/* either end of the lost range may be unknown (0) */
+		uint64_t first = fsnote_event_id_first(e), last = fsnote_event_id_last(e);
+		if (first && last)
+			sb_addf(&b, ", IDs %" PRIu64 "-%" PRIu64, first, last);
+		else if (first)
+			sb_addf(&b, ", from ID %" PRIu64, first);
+		else if (last)
+			sb_addf(&b, ", up to ID %" PRIu64, last);
 		if (rescan) {
 			sb_add(&b, ", rescan ", 9);
 			sb_escape(&b, rescan, len);
