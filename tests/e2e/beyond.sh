@@ -14,6 +14,8 @@
 #  - mount records: `-e mount,unmount` shows a tmpfs mounted and unmounted
 #    below the watched tree; a subscription on the unmounted filesystem
 #    ends with an unmount record; an unprivileged caller is refused;
+#  - fs_error records: an ext4 error (inode cleared with debugfs) reaches a
+#    `-e fs_error` subscriber; a backend that cannot deliver them refuses;
 #  - filesystems that cannot be watched completely (overlayfs, FUSE via
 #    bindfs): a one-line error (exit 1) or success with a local-only
 #    warning, never silent emptiness;
@@ -468,11 +470,49 @@ check_time_to_id() {  # BACKEND
     e2e_pass "$backend: current-id --at: @T1 -> $at (between $low and $high), -1500ms -> $rel, ISO -> $iso, before the history -> '$msg'"
 }
 
+# --- fs_error records ------------------------------------------------------------
+
+# An ext4 inode cleared behind the filesystem's back (debugfs clri) makes the
+# next lookup report an error: fanotify's FAN_FS_ERROR.  Where the backend
+# cannot deliver fs_error records, asking for them must be refused, not
+# accepted and left silent.
+check_fs_error() {  # BACKEND
+    local backend=$1 img=$E2E_TMP/fserr-$1.img m=$E2E_TMP/fserr-$1 rc=0 msg
+    command -v debugfs >/dev/null || { echo "note: debugfs is missing: fs_error not checked"; return 0; }
+    mkdir -p "$m"
+    truncate -s 16M "$img"
+    mkfs.ext4 -q -F "$img"
+    mount -o loop "$img" "$m"
+    mkdir "$m/d"
+    echo x > "$m/d/victim"
+    umount "$m"
+    debugfs -w -R "clri d/victim" "$img" > /dev/null 2>&1 || e2e_fail "debugfs clri failed"
+    mount -o loop,errors=continue "$img" "$m"
+    e2e_start_daemon --backend "$backend"
+    if "$FSNOTECTL" status --json | jq -e '.features | index("fs_error")' >/dev/null; then
+        e2e_watch "$m" --json -e fs_error
+        cat "$m/d/victim" > /dev/null 2>&1 && e2e_fail "$backend: the cleared inode could still be read"
+        wait_rec "$E2E_OUT" fs_error "$m/d"
+        e2e_stop_watch
+        e2e_stop_daemon
+        umount "$m"
+        e2e_pass "$backend: fs_error record for $m/d after ext4 reported a deleted inode referenced"
+    else
+        msg=$("$FSNOTECTL" watch --json -e fs_error --timeout 1 "$m" 2>&1) || rc=$?
+        e2e_stop_daemon
+        umount "$m"
+        [ "$rc" = 1 ] && [ "$(printf '%s\n' "$msg" | wc -l)" = 1 ] ||
+            e2e_fail "$backend: cannot deliver fs_error records, yet -e fs_error gave status $rc: $(echo $msg)"
+        e2e_pass "$backend: -e fs_error refused in one line: $msg"
+    fi
+}
+
 for backend in $BACKENDS; do
     run_check check_flush "$backend"
     run_check check_excludes "$backend"
     run_check check_rescan_scope "$backend"
     run_check check_mounts "$backend"
+    run_check check_fs_error "$backend"
     run_check check_time_to_id "$backend"
     run_check check_time_before_start "$backend"
 done
