@@ -276,19 +276,19 @@ static int ring_grow(struct ring *r)
 		n = r->limit;
 	if (n <= r->cap)
 		return -ENOMEM;
-	struct ring_entry *s = malloc((size_t)n * sizeof(*s));
+	/* realloc often extends in place; a ring that refills from empty
+	 * starts at slot 0, so usually nothing wraps and nothing moves */
+	struct ring_entry *s = realloc(r->slots, (size_t)n * sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	/* unwrap: the oldest entry goes to slot 0 */
-	uint32_t first = r->cap - r->head < r->count ? r->cap - r->head : r->count;
-	if (r->count) {
-		memcpy(s, r->slots + r->head, first * sizeof(*s));
-		memcpy(s + first, r->slots, (r->count - first) * sizeof(*s));
+	if (r->head + r->count > r->cap) {
+		/* the part from head to the old end moves to the new end */
+		uint32_t tail = r->cap - r->head;
+		memmove(s + n - tail, s + r->head, (size_t)tail * sizeof(*s));
+		r->head = n - tail;
 	}
-	free(r->slots);
 	r->slots = s;
 	r->cap = n;
-	r->head = 0;
 	return 0;
 }
 

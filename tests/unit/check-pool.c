@@ -468,12 +468,19 @@ START_TEST(test_history_shortened_first)
 	ck_assert_uint_eq(stats(p).history, 100);
 	ck_assert_uint_eq(stats(p).events, 100);
 
-	/* now the ring stalls and holds all the history's events too */
-	for (int i = 0; i < 250; i++)
+	/* now the ring stalls: the first 100 only replace history that was
+	 * alone, then the ring holds everything the history holds */
+	for (int i = 0; i < 100; i++)
 		fan(p, FSNOTE_EV_CREATE, "/a/b", NULL, &r, 1, 0);
-	ck_assert_uint_le(stats(p).events, 100);
-	ck_assert_uint_gt(stats(p).reclaimed_rings, 0);
-	ck_assert_uint_ge(stats(p).history, 50);
+	ck_assert_uint_eq(stats(p).reclaimed_rings, 0);
+	ck_assert_uint_eq(rstats(r).queued, 100);
+	/* the next one costs the ring, and the history only its oldest */
+	fan(p, FSNOTE_EV_CREATE, "/a/b", NULL, &r, 1, 0);
+	ck_assert_uint_eq(stats(p).reclaimed_rings, 1);
+	ck_assert_uint_eq(stats(p).reclaimed_events, 100);
+	ck_assert_uint_eq(stats(p).history, 100);
+	ck_assert_uint_eq(stats(p).events, 100);
+	ck_assert_uint_eq(rstats(r).queued, 1);
 	ring_free(r);
 	pool_free(p);
 }
@@ -575,6 +582,38 @@ START_TEST(test_ring_three_quarters)
 	ck_assert_uint_eq(rstats(small).queued, 1);
 	ck_assert_uint_eq(rstats(small).dropped, 3);
 	ring_free(small);
+	ring_free(r);
+	pool_free(p);
+}
+END_TEST
+
+/* Growing while the entries wrap around the end keeps them in order. */
+START_TEST(test_ring_grows_in_order)
+{
+	struct pool *p = mkpool(100000, 64u << 20, 0, 0);
+	struct ring *r = mkring(p, 1u << 16, 1, 0, "/");
+	uint64_t next = FIRST_ID + 1;
+
+	for (int round = 0; round < 200; round++) {
+		/* push more than is popped, with the head wandering */
+		for (int i = 0; i < 7 + round % 5; i++)
+			fan(p, FSNOTE_EV_CREATE, "/o", NULL, &r, 1, 0);
+		for (int i = 0; i < 3 + round % 4; i++) {
+			const struct ring_entry *e = ring_peek(r);
+			ck_assert_ptr_nonnull(e);
+			ck_assert_uint_eq(e->ev->id, next);
+			next++;
+			ring_pop(r);
+		}
+	}
+	while (ring_peek(r)) {
+		ck_assert_uint_eq(ring_peek(r)->ev->id, next);
+		next++;
+		ring_pop(r);
+	}
+	ck_assert_uint_eq(next, pool_current_id(p) + 1);
+	ck_assert_uint_eq(rstats(r).dropped, 0);
+	ck_assert(!ring_has_drop(r));
 	ring_free(r);
 	pool_free(p);
 }
@@ -836,6 +875,17 @@ START_TEST(test_id_at_time)
 	ck_assert_uint_eq(id, FIRST_ID + 15);
 	ck_assert_int_eq(pool_id_at_time(p, 1u << 30, &id), 0);
 	ck_assert_uint_eq(id, pool_current_id(p) + 1);
+	pool_free(p);
+
+	/* the oldest kept shares its time with events that left: the answer
+	 * would be one of those, so it is out of range too */
+	p = mkpool(100000, 64u << 20, 10, 0);
+	for (int i = 0; i < 15; i++)
+		add_at(p, 7000);
+	add_at(p, 8000);
+	ck_assert_int_eq(pool_id_at_time(p, 7000, &id), -ERANGE);
+	ck_assert_int_eq(pool_id_at_time(p, 7001, &id), 0);
+	ck_assert_uint_eq(id, FIRST_ID + 16);
 	pool_free(p);
 }
 END_TEST
@@ -1121,6 +1171,7 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_history_shortened_first);
 	tcase_add_test(tc, test_set_limits_shrinks_now);
 	tcase_add_test(tc, test_ring_three_quarters);
+	tcase_add_test(tc, test_ring_grows_in_order);
 	tcase_add_test(tc, test_coalesce_merges);
 	tcase_add_test(tc, test_coalesce_refuses);
 	tcase_add_test(tc, test_history_replay);
