@@ -1,0 +1,352 @@
+#!/bin/bash
+# The inside half of tests/e2e/nspawn.sh: runs at boot as fsnote-e2e.service
+# in a container whose PID 1 is systemd, with the project installed under
+# /usr/local by `make install DESTDIR=...`.  It does what an administrator
+# and a user would do -- daemon-reload, enable the socket, watch a directory
+# as an ordinary user -- and checks what systemd says about the service.
+#
+# Results go to /fsnote-e2e/out/results, one line each: "ok: ...",
+# "FAIL: ..." or "note: ...", then "END" once everything ran; the outer
+# script prints them and decides.  Checks carry on after a failure where the
+# next one still means something, so that one run shows every problem.  Every
+# wait is bounded; the unit that runs this powers the container off after.
+set -u
+
+OUT=/fsnote-e2e/out
+RES=$OUT/results
+SCRATCH=/fsnote-e2e/scratch     # watch output; never under a watched path
+U=fsnote-user
+FAILED=0
+WATCH_PIDS=()
+
+mkdir -p "$OUT" "$SCRATCH"
+echo "booted" >> "$RES"
+
+ok() { echo "ok: $*" >> "$RES"; }
+bad() { echo "FAIL: $*" >> "$RES"; FAILED=1; }
+note() { echo "note: $*" >> "$RES"; }
+
+# wait_until SECONDS COMMAND...: polls every 0.1 s; COMMAND exits 3 to say
+# that waiting longer is pointless.
+wait_until() {
+    local tenths=$(($1 * 10)) i
+    shift
+    for ((i = 0; i < tenths; i++)); do
+        ( "$@" ) >/dev/null 2>&1
+        case $? in
+        0) return 0 ;;
+        3) return 1 ;;  # the command says it will never succeed
+        esac
+        sleep 0.1
+    done
+    return 1
+}
+
+finish() {
+    local p
+    for p in "${WATCH_PIDS[@]}"; do
+        kill "$p" 2>/dev/null
+    done
+    {
+        echo "--- systemctl status fsnoted.socket fsnoted.service"
+        systemctl --no-pager status fsnoted.socket fsnoted.service
+        echo "--- journalctl -u fsnoted.socket -u fsnoted.service"
+        journalctl --no-pager -u fsnoted.socket -u fsnoted.service
+    } > "$OUT/journal.txt" 2>&1
+    echo "END" >> "$RES"
+    exit 0
+}
+
+# unit_prop UNIT PROPERTY: the value systemd has for it.
+unit_prop() { systemctl show -p "$2" --value "$1"; }
+
+# usec TIMESPAN: systemd's formatted time span ("30s", "1min 30s") in µs.
+usec() {
+    [ "$1" = infinity ] && { echo 0; return; }
+    systemd-analyze timespan "$1" | awk '$1 == "μs:" { print $2 }'
+}
+
+# watch_as USER NAME PATH...: `fsnotectl watch --json` in the background,
+# output in $SCRATCH/NAME.{out,err}; returns once the daemon confirmed.
+# The watch is bounded to 120 s whatever happens.
+watch_as() {
+    local user=$1 name=$2
+    shift 2
+    : > "$SCRATCH/$name.out"
+    : > "$SCRATCH/$name.err"
+    chmod 666 "$SCRATCH/$name.out" "$SCRATCH/$name.err"
+    runuser -u "$user" -- timeout 120 fsnotectl watch --json "$@" \
+        > "$SCRATCH/$name.out" 2> "$SCRATCH/$name.err" &
+    WATCH_PID=$!
+    WATCH_PIDS+=("$WATCH_PID")
+    wait_until 15 established "$name" "$WATCH_PID"
+}
+
+# established NAME PID: the watch said so; gives up at once if it exited.
+established() {
+    grep -q 'Watches established.' "$SCRATCH/$1.err" && return 0
+    kill -0 "$2" 2>/dev/null || exit 3
+    return 1
+}
+
+# jq_any FILE JQ-ARGS...: some line of FILE matches (jq -e alone says yes
+# to an empty file).
+jq_any() {
+    local f=$1
+    shift
+    jq -c "$@" "$f" 2>/dev/null | grep -q .
+}
+
+# has_event NAME TYPE PATH: the watch NAME printed an event TYPE for PATH.
+has_event() {
+    jq_any "$SCRATCH/$1.out" --arg t "$2" --arg p "$3" 'select(.type == $t and .path == $p)'
+}
+
+has_rename() {
+    jq_any "$SCRATCH/$1.out" --arg p "$2" --arg d "$3" 'select(.type == "rename" and .path == $p and .dest == $d)'
+}
+
+journal_has() {
+    journalctl --no-pager -o cat -u fsnoted.service | grep -Eq "$1"
+}
+
+# --- install: what the administrator does after `make install` ------------
+
+ldconfig
+useradd -m -s /bin/bash "$U" || { bad "cannot create the user $U"; finish; }
+UID_U=$(id -u "$U")
+
+systemctl daemon-reload
+for unit in fsnoted.socket fsnoted.service; do
+    if [ "$(unit_prop "$unit" LoadState)" = loaded ]; then
+        ok "$unit is found by systemd at $(unit_prop "$unit" FragmentPath)"
+    else
+        bad "$unit is not found by systemd ($(unit_prop "$unit" LoadState))"
+        finish
+    fi
+done
+
+[ "$(unit_prop fsnoted.service Type)" = notify ] &&
+    ok "fsnoted.service is Type=notify" ||
+    bad "fsnoted.service is Type=$(unit_prop fsnoted.service Type), not notify"
+
+# The watchdog period the unit ships with.  Waiting three of them must fit
+# in the test's time budget, so a long one is shortened by a drop-in (as an
+# administrator would) and the check runs against that; the daemon takes the
+# period from WATCHDOG_USEC either way.
+# The watchdog period the unit ships with (systemd reports WatchdogUSec only
+# once the service runs, so it is read from the unit text here).  Waiting
+# three periods must fit in the test's time budget, so a long one is
+# shortened by a drop-in, as an administrator would, before the service
+# first starts; the daemon takes the period from WATCHDOG_USEC either way.
+WD_UNIT=$(systemctl cat fsnoted.service | sed -n 's/^WatchdogSec=//p' | tail -1)
+WD=$(usec "${WD_UNIT:-0}" 2>/dev/null)
+if [ -z "$WD" ] || [ "$WD" -eq 0 ]; then
+    bad "fsnoted.service has no WatchdogSec= ('$WD_UNIT')"
+    WD=0
+else
+    ok "fsnoted.service has WatchdogSec=$WD_UNIT"
+    if [ "$WD" -gt 10000000 ]; then
+        mkdir -p /etc/systemd/system/fsnoted.service.d
+        printf '[Service]\nWatchdogSec=3s\n' > /etc/systemd/system/fsnoted.service.d/e2e-watchdog.conf
+        systemctl daemon-reload
+        note "WatchdogSec= shortened to 3s by a drop-in so that 3 periods fit the test"
+        WD=3000000
+    fi
+fi
+
+[ "$(systemctl is-active fsnoted.service)" = inactive ] ||
+    bad "fsnoted.service is $(systemctl is-active fsnoted.service) before anything asked for it"
+
+if timeout 30 systemctl enable --now fsnoted.socket > "$SCRATCH/enable.log" 2>&1; then
+    ok "systemctl enable --now fsnoted.socket"
+else
+    bad "systemctl enable --now fsnoted.socket failed: $(tail -3 "$SCRATCH/enable.log")"
+    finish
+fi
+SOCK=/run/fsnoted/fsnoted.sock
+[ -S "$SOCK" ] && [ "$(systemctl is-active fsnoted.socket)" = active ] &&
+    ok "fsnoted.socket is listening on $SOCK" ||
+    bad "fsnoted.socket: $(systemctl is-active fsnoted.socket), listens on '$(unit_prop fsnoted.socket Listen)'"
+st=$(systemctl is-active fsnoted.service)
+[ "$st" = inactive ] &&
+    ok "fsnoted.service is still inactive after enabling the socket" ||
+    bad "fsnoted.service is $st before the first client (expected inactive)"
+
+# --- socket activation by an ordinary user --------------------------------
+
+HOMEW=/home/$U/w
+runuser -u "$U" -- mkdir -p "$HOMEW"
+if watch_as "$U" user "$HOMEW"; then
+    ok "$U ran fsnotectl watch --json $HOMEW: Watches established."
+else
+    bad "fsnotectl watch as $U never established: $(head -c 300 "$SCRATCH/user.err")"
+fi
+USER_WATCH=$WATCH_PID
+st=$(systemctl is-active fsnoted.service)
+[ "$st" = active ] &&
+    ok "the first connection started fsnoted.service through socket activation" ||
+    bad "fsnoted.service is $st after the first client"
+MAINPID=$(unit_prop fsnoted.service MainPID)
+NRESTARTS=$(unit_prop fsnoted.service NRestarts)
+[ "$(readlink "/proc/$MAINPID/ns/mnt")" = "$(readlink /proc/1/ns/mnt)" ] ||
+    note "fsnoted runs in a mount namespace of its own (the unit's sandboxing)"
+
+runuser -u "$U" -- sh -c "cd $HOMEW && echo hello > f1 && mv f1 f2 && chmod 600 f2 && rm f2 && touch END"
+if wait_until 10 has_event user create "$HOMEW/END"; then
+    miss=""
+    has_event user create "$HOMEW/f1" || miss="$miss create"
+    has_rename user "$HOMEW/f1" "$HOMEW/f2" || miss="$miss rename"
+    has_event user delete "$HOMEW/f2" || miss="$miss delete"
+    jq_any "$SCRATCH/user.out" --argjson u "$UID_U" --arg p "$HOMEW/END" 'select(.path == $p and .uid == $u)' ||
+        miss="$miss uid"
+    [ -z "$miss" ] &&
+        ok "$U received create, rename, delete of files in $HOMEW, with her uid" ||
+        bad "$U's events lack:$miss; got: $(tr '\n' ' ' < "$SCRATCH/user.out" | head -c 600)"
+else
+    bad "$U received no event for $HOMEW/END: $(tr '\n' ' ' < "$SCRATCH/user.out" | head -c 600)"
+fi
+kill "$USER_WATCH" 2>/dev/null
+wait "$USER_WATCH" 2>/dev/null
+
+# --- Type=notify, journal --------------------------------------------------
+
+# STATUS= is sent right after READY=1; the unit being active means READY=1
+# arrived, StatusText shows the daemon's own line.
+if wait_until 10 sh -c '[ -n "$(systemctl show -p StatusText --value fsnoted.service)" ]'; then
+    ok "StatusText: $(unit_prop fsnoted.service StatusText)"
+else
+    bad "fsnoted.service has no StatusText (no STATUS= from the daemon)"
+fi
+if wait_until 10 journal_has '^fsnoted .* started'; then
+    line=$(journalctl --no-pager -o cat -u fsnoted.service | grep -E '^fsnoted .* started' | head -1)
+    ok "journalctl -u fsnoted: $line"
+    # with CAP_SYS_ADMIN in the container, only the unit's capability set
+    # or system call filter could push the daemon down to inotify
+    case $line in
+    *"backend fanotify"*) ok "under the unit's hardening the daemon runs the fanotify backend" ;;
+    *) bad "the daemon did not get fanotify under the unit's hardening: $line" ;;
+    esac
+else
+    bad "no 'fsnoted ... started' line in journalctl -u fsnoted"
+fi
+
+# --- hardening: real paths from /home, /tmp, /var and /srv ----------------
+
+# ProtectHome=, PrivateTmp=, ProtectSystem= and friends change the daemon's
+# view of the file system; events must still carry the paths the user sees.
+mkdir -p /srv/e2e /var/lib/fsnote-e2e
+chmod 755 /srv/e2e /var/lib/fsnote-e2e
+if watch_as "$U" hard "/home/$U" /tmp /var /srv; then
+    runuser -u "$U" -- touch "/home/$U/h-home" /tmp/h-tmp /var/tmp/h-vartmp
+    touch /srv/e2e/h-srv /var/lib/fsnote-e2e/h-varlib
+    want=("/home/$U/h-home" /tmp/h-tmp /var/tmp/h-vartmp /srv/e2e/h-srv /var/lib/fsnote-e2e/h-varlib)
+    miss=""
+    for p in "${want[@]}"; do
+        wait_until 10 has_event hard create "$p" || miss="$miss $p"
+    done
+    [ -z "$miss" ] &&
+        ok "under the unit's hardening, $U got events with real paths: ${want[*]}" ||
+        bad "no create event for:$miss; got: $(jq -c '[.type, .path]' "$SCRATCH/hard.out" 2>/dev/null | tr '\n' ' ' | head -c 800)"
+else
+    bad "watch on /home/$U /tmp /var /srv never established: $(head -c 300 "$SCRATCH/hard.err")"
+fi
+kill "$WATCH_PID" 2>/dev/null
+wait "$WATCH_PID" 2>/dev/null
+
+# --- watchdog --------------------------------------------------------------
+
+# Three periods without a restart, and systemd saw pings: its watchdog
+# timestamp moves only when WATCHDOG=1 arrives.
+WD_RUN=$(usec "$(unit_prop fsnoted.service WatchdogUSec)")
+if [ "${WD_RUN:-0}" -gt 0 ]; then
+    ts1=$(unit_prop fsnoted.service WatchdogTimestampMonotonic)
+    secs=$(((3 * WD_RUN + 999999) / 1000000 + 1))
+    sleep "$secs"
+    ts2=$(unit_prop fsnoted.service WatchdogTimestampMonotonic)
+    pid2=$(unit_prop fsnoted.service MainPID)
+    nr2=$(unit_prop fsnoted.service NRestarts)
+    st=$(systemctl is-active fsnoted.service)
+    if [ "$st" = active ] && [ "$pid2" = "$MAINPID" ] && [ "$nr2" = "$NRESTARTS" ] &&
+        [ "$ts2" -gt "$ts1" ] && ! journal_has 'Watchdog timeout'; then
+        ok "watchdog: ${secs}s (> 3 x WatchdogUSec=$(unit_prop fsnoted.service WatchdogUSec)) later still active, MainPID $pid2, NRestarts $nr2, pings seen"
+    else
+        bad "watchdog: after ${secs}s $st, MainPID $MAINPID -> $pid2, NRestarts $NRESTARTS -> $nr2, last ping $ts1 -> $ts2"
+    fi
+else
+    bad "watchdog: the running service has WatchdogUSec=$(unit_prop fsnoted.service WatchdogUSec)"
+fi
+
+# --- reload ----------------------------------------------------------------
+
+CONFIG=$(unit_prop fsnoted.service ExecStart | grep -oE -- '(--config|-c)[= ][^ ;]+' | head -1 | sed -E 's/^(--config|-c)[= ]//')
+CONFIG=${CONFIG:-/etc/fsnoted/fsnoted.json}
+limit() { fsnotectl status --json | jq -r '.limits.max_connections_per_uid'; }
+before=$(limit 2>"$SCRATCH/status.err")
+if [ -z "$before" ] || [ "$before" = null ]; then
+    bad "fsnotectl status --json has no .limits.max_connections_per_uid: $(fsnotectl status --json 2>&1 | head -c 400)"
+else
+    want=$((before == 7 ? 9 : 7))
+    mkdir -p "$(dirname "$CONFIG")"
+    if [ -s "$CONFIG" ]; then
+        jq --argjson n "$want" '.max_connections_per_uid = $n' "$CONFIG" > "$CONFIG.new" && mv "$CONFIG.new" "$CONFIG"
+    else
+        echo "{ \"max_connections_per_uid\": $want }" > "$CONFIG"
+    fi
+    if timeout 30 systemctl reload fsnoted.service > "$SCRATCH/reload.log" 2>&1; then
+        if wait_until 10 sh -c "[ \"\$(fsnotectl status --json | jq -r .limits.max_connections_per_uid)\" = $want ]"; then
+            pid2=$(unit_prop fsnoted.service MainPID)
+            [ "$pid2" = "$MAINPID" ] &&
+                ok "systemctl reload fsnoted: max_connections_per_uid $before -> $want from $CONFIG, same MainPID" ||
+                bad "reload restarted the daemon (MainPID $MAINPID -> $pid2)"
+        else
+            bad "after systemctl reload, status still says max_connections_per_uid $(limit 2>&1)"
+        fi
+        wait_until 5 journal_has 'configuration reloaded' ||
+            bad "no 'configuration reloaded' line in the journal"
+    else
+        bad "systemctl reload fsnoted failed: $(tail -3 "$SCRATCH/reload.log")"
+    fi
+fi
+
+# --- stop drains clients ---------------------------------------------------
+
+if watch_as "$U" drain "$HOMEW"; then
+    DRAIN=$WATCH_PID
+    runuser -u "$U" -- touch "$HOMEW/before-stop"
+    wait_until 10 has_event drain create "$HOMEW/before-stop" ||
+        bad "no event before the stop"
+    if timeout 30 systemctl stop fsnoted.service > "$SCRATCH/stop.log" 2>&1; then
+        rc=0
+        timeout 15 tail --pid="$DRAIN" -f /dev/null || rc=124
+        [ "$rc" -eq 0 ] && { wait "$DRAIN"; rc=$?; }
+        st=$(systemctl is-active fsnoted.service)
+        res=$(unit_prop fsnoted.service Result)
+        if [ "$rc" -eq 0 ] && [ "$st" = inactive ] && [ "$res" = success ]; then
+            ok "systemctl stop fsnoted: the running watch exited 0, the service is $st ($res)"
+        else
+            bad "systemctl stop fsnoted: watch exit $rc, service $st ($res); watch said: $(tail -c 300 "$SCRATCH/drain.err")"
+        fi
+        if grep -qi 'shut' "$SCRATCH/drain.out" "$SCRATCH/drain.err"; then
+            ok "the watch saw the shutdown record: $(grep -hi 'shut' "$SCRATCH/drain.out" "$SCRATCH/drain.err" | head -1 | head -c 200)"
+        else
+            bad "the watch printed no shutdown record: $(tail -c 300 "$SCRATCH/drain.out") / $(tail -c 300 "$SCRATCH/drain.err")"
+        fi
+        wait_until 5 journal_has '^fsnoted stopped' ||
+            bad "no 'fsnoted stopped' line in the journal"
+    else
+        bad "systemctl stop fsnoted failed: $(tail -3 "$SCRATCH/stop.log")"
+    fi
+else
+    bad "watch before the stop never established: $(head -c 300 "$SCRATCH/drain.err")"
+fi
+
+# the socket stays, and the next client starts the daemon again
+if runuser -u "$U" -- timeout 15 fsnotectl status --json > "$SCRATCH/again.out" 2>&1 &&
+    [ "$(systemctl is-active fsnoted.service)" = active ]; then
+    ok "after the stop, the next client started fsnoted.service again through the socket"
+else
+    bad "after the stop, fsnotectl status: $(head -c 300 "$SCRATCH/again.out"), service $(systemctl is-active fsnoted.service)"
+fi
+
+finish
