@@ -28,6 +28,7 @@ struct config {
 	size_t pool_max_bytes;          /* "pool_max_bytes", default 64 MiB */
 	size_t history_events;          /* "history_events", default 65536 */
 	uint32_t coalesce_ms;           /* "coalesce_ms", default 1000; 0 disables */
+	uint32_t resume_linger_ms;      /* "resume_linger_ms", default 60000; 0 disables */
 	/* rings and wake-ups (per subscription, overridable by the client) */
 	uint32_t ring_default_depth;    /* "ring_default_depth", default 8192 */
 	uint32_t ring_max_depth;        /* "ring_max_depth", default 131072 */

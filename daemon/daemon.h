@@ -53,7 +53,32 @@ struct anchor {
 	char *root_abs;               /* root as the daemon's absolute path */
 	size_t root_abs_len;
 	uint64_t root_ino;
+	/* every event of the subscription's types in scope with an ID above
+	 * this was pooled (a since-ID resume older than this cannot be
+	 * answered from the history) */
+	uint64_t covered_from;
 	struct anchor *dev_next;      /* daemon's per-filesystem list */
+};
+
+/* The watch of a subscription that ended, kept for resume_linger_ms so that
+ * a client coming back with a since ID is replayed what it missed.  It owns
+ * its source watch, its root, its exclude patterns and its share of the
+ * interest counts. */
+struct lingering {
+	struct daemon *d;
+	struct source *source;
+	struct source_watch *watch;
+	uint64_t dev;
+	char *root_src;
+	size_t root_src_len;
+	bool recursive;
+	uint64_t mask;
+	uint64_t covered_from;
+	char **excludes;
+	size_t n_excludes;
+	uid_t uid;
+	struct event *timer;
+	struct lingering *next;
 };
 
 struct sub {
@@ -70,6 +95,7 @@ struct sub {
 	uint32_t latency_us, batch, depth;
 	char **excludes;
 	size_t n_excludes;
+	const char *warning;          /* static: why only local changes are seen, or NULL */
 	bool privileged;              /* sees everything, pids included */
 	bool ending;                  /* unmounted or root deleted: free when drained */
 	struct sub *next;             /* client's list */
@@ -120,6 +146,8 @@ struct daemon {
 	struct sub *system_subs_hint; /* unused marker for status */
 	uint32_t next_sub_id;
 	size_t n_subs, n_unprivileged;
+	struct lingering *lingers;       /* newest first */
+	size_t n_lingers;
 	uint32_t interest[FSNOTE_EV_MAX + 1];
 	uint64_t interest_mask;
 	uint64_t events_in, events_delivered, events_denied;
@@ -133,6 +161,8 @@ struct daemon {
 int sub_create(struct daemon *d, struct client *c, const struct codec_record *req, int dirfd,
 	       struct sub **ret, char *err, size_t errlen);
 void sub_destroy(struct sub *s);
+/* Ends every lingering watch (shutdown). */
+void sub_free_lingers(struct daemon *d);
 struct sub *sub_find(struct client *c, uint32_t id);
 /* Moves pending events of @c's subscriptions into its output buffer until
  * the buffer reaches its high-water mark.  Returns true if anything is

@@ -48,7 +48,8 @@ static void usage(FILE *f)
 		CONFIG_DEFAULT_PATH, DEFAULT_SOCKET);
 }
 
-static int pool_limits_from(const struct config *cfg, uint64_t first_id, struct pool_limits *ret)
+static int pool_limits_from(const struct config *cfg, uint64_t first_id, uint64_t start_time_ns,
+			    struct pool_limits *ret)
 {
 	*ret = (struct pool_limits){
 		.max_events = cfg->pool_max_events,
@@ -56,6 +57,7 @@ static int pool_limits_from(const struct config *cfg, uint64_t first_id, struct 
 		.history = cfg->history_events,
 		.coalesce_ns = (uint64_t)cfg->coalesce_ms * 1000000ull,
 		.first_id = first_id,
+		.start_time_ns = start_time_ns,
 	};
 	return 0;
 }
@@ -94,7 +96,7 @@ static void reload(struct daemon *d)
 	}
 	/* the socket path and the backend stay as started */
 	struct pool_limits lim;
-	pool_limits_from(&cfg, 0, &lim);
+	pool_limits_from(&cfg, 0, 0, &lim);
 	pool_set_limits(d->pool, &lim);
 	log_set_level(cfg.log_level);
 	config_clear(&d->cfg);
@@ -164,6 +166,8 @@ int main(int argc, char **argv)
 	struct daemon d = { .next_sub_id = 0 };
 	const char *socket_opt = NULL, *level_opt = NULL, *backend_opt = NULL;
 	bool foreground = false;
+	struct event *sigs[4] = { NULL };
+	const int signums[4] = { SIGTERM, SIGINT, SIGHUP, 0 };
 	char err[512];
 	int c, r, ret = EXIT_FAILURE;
 
@@ -242,6 +246,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d.start_ns = now_mono_ns();
+	/* before the socket exists: whoever sees it may send SIGTERM at once */
+	for (int i = 0; signums[i]; i++) {
+		sigs[i] = evsignal_new(d.base, signums[i], signal_cb, &d);
+		if (!sigs[i] || evsignal_add(sigs[i], NULL) < 0) {
+			log_err("cannot handle signal %d", signums[i]);
+			goto out;
+		}
+	}
 
 	/* IDs continue to grow across restarts: a client resuming with an ID
 	 * from an earlier run is then always behind the history and gets a
@@ -251,7 +263,8 @@ int main(int argc, char **argv)
 	 * and the IDs stay below 2^53, exact for every JSON reader that parses
 	 * numbers as doubles (jq, JavaScript). */
 	struct pool_limits lim;
-	pool_limits_from(&d.cfg, now_real_ns() / 1000, &lim);
+	uint64_t start_real = now_real_ns();
+	pool_limits_from(&d.cfg, start_real / 1000, start_real, &lim);
 	struct pool_callbacks cb = { .ring_dropped = sub_ring_dropped };
 	r = pool_new(&lim, &cb, &d.pool);
 	if (r < 0) {
@@ -274,15 +287,6 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 
-	struct event *sigs[4];
-	const int signums[4] = { SIGTERM, SIGINT, SIGHUP, 0 };
-	for (int i = 0; signums[i]; i++) {
-		sigs[i] = evsignal_new(d.base, signums[i], signal_cb, &d);
-		if (!sigs[i] || evsignal_add(sigs[i], NULL) < 0) {
-			log_err("cannot handle signal %d", signums[i]);
-			goto out;
-		}
-	}
 	d.ev_exit = evtimer_new(d.base, exit_cb, &d);
 	d.ev_status = event_new(d.base, -1, EV_PERSIST, status_cb, &d);
 	struct timeval status_tv = { STATUS_INTERVAL_S, 0 };
@@ -306,10 +310,12 @@ int main(int argc, char **argv)
 
 	log_notice("fsnoted stopped");
 	ret = EXIT_SUCCESS;
-	for (int i = 0; signums[i]; i++)
-		event_free(sigs[i]);
 out:
+	for (int i = 0; signums[i]; i++)
+		if (sigs[i])
+			event_free(sigs[i]);
 	server_free_clients(&d);
+	sub_free_lingers(&d);
 	if (d.ev_exit)
 		event_free(d.ev_exit);
 	if (d.ev_status)

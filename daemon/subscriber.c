@@ -131,6 +131,197 @@ static void interest_change(struct daemon *d, uint64_t mask, int delta)
 		d->fallback->ops->set_interest(d->fallback, union_mask);
 }
 
+/* --- coverage and lingering watches ----------------------------------------
+
+ * A since-ID resume is answered from the history only when some watch pooled
+ * every event the new subscription would have wanted since that ID: the
+ * same source on the same filesystem, a root that covers the new one (any
+ * root, for a source that marks whole filesystems), every wanted type, and
+ * no exclude the new subscription lacks.  Otherwise the subscriber is told
+ * to rescan.  A kernel overflow or a pool failure breaks coverage for its
+ * filesystem.  Lingering watches carry coverage across a reconnect. */
+
+static bool whole_filesystem(const struct source *src)
+{
+	return strcmp(src->ops->name, "fanotify") == 0;
+}
+
+static bool excludes_subset(char *const *have, size_t n_have, char *const *want, size_t n_want)
+{
+	for (size_t i = 0; i < n_have; i++) {
+		bool found = false;
+		for (size_t j = 0; j < n_want && !found; j++)
+			found = strcmp(have[i], want[j]) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* Does a watch (@src, @dev, @root, @recursive, @mask, excludes) cover what
+ * @a's subscription @s wants? */
+static bool watch_covers(const struct source *src, uint64_t dev, const char *root, size_t root_len,
+			 bool recursive, uint64_t mask, char *const *ex, size_t n_ex,
+			 const struct anchor *a, const struct sub *s)
+{
+	uint64_t want = s->mask & ~(FSNOTE_EV_BIT(FSNOTE_EV_DROPPED) | FSNOTE_EV_BIT(FSNOTE_EV_UNMOUNT));
+
+	if (src != a->source || dev != a->dev || (mask & want) != want)
+		return false;
+	if (!excludes_subset(ex, n_ex, s->excludes, s->n_excludes))
+		return false;
+	if (whole_filesystem(src))
+		return true;
+	if (root_len == a->root_src_len && memcmp(root, a->root_src, root_len) == 0)
+		return recursive || (s->flags & FSNOTE_SUB_CHILDREN);
+	if (!recursive)
+		return false;
+	if (root_len == 1)
+		return true;
+	return a->root_src_len > root_len && memcmp(a->root_src, root, root_len) == 0 &&
+	       a->root_src[root_len] == '/';
+}
+
+/* The oldest point from which a live or lingering watch other than @a has
+ * covered @a's scope, or UINT64_MAX. */
+static uint64_t coverage_of(struct daemon *d, const struct anchor *a, const struct sub *s)
+{
+	uint64_t best = UINT64_MAX;
+	struct anchor **head = dev_head(d, a->dev, false);
+
+	for (const struct anchor *x = head ? *head : NULL; x; x = x->dev_next) {
+		const struct sub *xs = x->sub;
+		if (x == a || xs->ending || !x->watch)
+			continue;
+		if (x->covered_from < best &&
+		    watch_covers(x->source, x->dev, x->root_src, x->root_src_len,
+				 !(xs->flags & FSNOTE_SUB_CHILDREN), xs->mask, xs->excludes, xs->n_excludes, a, s))
+			best = x->covered_from;
+	}
+	for (const struct lingering *l = d->lingers; l; l = l->next)
+		if (l->covered_from < best &&
+		    watch_covers(l->source, l->dev, l->root_src, l->root_src_len, l->recursive, l->mask,
+				 l->excludes, l->n_excludes, a, s))
+			best = l->covered_from;
+	return best;
+}
+
+/* Events on @dev (0: every filesystem) may have been lost: nothing before
+ * now can be vouched for. */
+static void coverage_break(struct daemon *d, uint64_t dev)
+{
+	uint64_t now = pool_current_id(d->pool);
+
+	for (size_t i = 0; i < d->n_devs; i++) {
+		if (dev && d->dev_keys[i] != dev)
+			continue;
+		for (struct anchor *a = d->dev_heads[i]; a; a = a->dev_next)
+			if (a->covered_from != UINT64_MAX)
+				a->covered_from = now;
+	}
+	for (struct lingering *l = d->lingers; l; l = l->next)
+		if ((!dev || l->dev == dev) && l->covered_from != UINT64_MAX)
+			l->covered_from = now;
+}
+
+static void linger_free(struct lingering *l)
+{
+	struct daemon *d = l->d;
+
+	for (struct lingering **pp = &d->lingers; *pp; pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	}
+	d->n_lingers--;
+	if (l->watch)
+		l->source->ops->unwatch(l->source, l->watch);
+	interest_change(d, l->mask, -1);
+	if (l->timer)
+		event_free(l->timer);
+	for (size_t i = 0; i < l->n_excludes; i++)
+		free(l->excludes[i]);
+	free(l->excludes);
+	free(l->root_src);
+	free(l);
+}
+
+static void linger_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	linger_free(arg);
+}
+
+void sub_free_lingers(struct daemon *d)
+{
+	while (d->lingers)
+		linger_free(d->lingers);
+}
+
+/* Hands the watch of @s (ending for another reason than its filesystem or
+ * root going away) to a linger.  Returns true if it did: the caller must
+ * then neither unwatch nor drop the interest. */
+static bool linger_take(struct daemon *d, struct sub *s)
+{
+	struct anchor *a = &s->anchors[0];
+	uint32_t mine = 0;
+
+	if (d->cfg.resume_linger_ms == 0 || d->draining || s->ending || s->n_anchors != 1 ||
+	    !a->watch || (s->flags & FSNOTE_SUB_SYSTEM))
+		return false;
+	/* bounded per uid: the oldest of its lingers makes room */
+	struct lingering *oldest = NULL;
+	for (struct lingering *l = d->lingers; l; l = l->next) {
+		if (l->uid == s->client->uid) {
+			mine++;
+			oldest = l;
+		}
+	}
+	if (mine >= d->cfg.max_subscriptions_per_uid && oldest)
+		linger_free(oldest);
+	struct lingering *l = calloc(1, sizeof(*l));
+	if (!l)
+		return false;
+	l->timer = evtimer_new(d->base, linger_timer_cb, l);
+	if (!l->timer) {
+		free(l);
+		return false;
+	}
+	struct timeval tv = { d->cfg.resume_linger_ms / 1000, (d->cfg.resume_linger_ms % 1000) * 1000 };
+	evtimer_add(l->timer, &tv);
+	l->d = d;
+	l->source = a->source;
+	l->watch = a->watch;
+	l->dev = a->dev;
+	l->root_src = a->root_src;
+	l->root_src_len = a->root_src_len;
+	l->recursive = !(s->flags & FSNOTE_SUB_CHILDREN);
+	l->mask = s->mask;
+	l->covered_from = a->covered_from;
+	l->excludes = s->excludes;
+	l->n_excludes = s->n_excludes;
+	l->uid = s->client->uid;
+	anchor_unlink(d, a);
+	a->watch = NULL;
+	a->root_src = NULL;
+	s->excludes = NULL;
+	s->n_excludes = 0;
+	l->next = d->lingers;
+	d->lingers = l;
+	d->n_lingers++;
+	return true;
+}
+
+/* The filesystem @dev is gone: so are its lingering watches. */
+static void linger_drop_dev(struct daemon *d, uint64_t dev)
+{
+	for (struct lingering *l = d->lingers, *next; l; l = next) {
+		next = l->next;
+		if (l->dev == dev)
+			linger_free(l);
+	}
+}
+
 /* --- matching ------------------------------------------------------------ */
 
 enum { SCOPE_OUT = 0, SCOPE_BELOW = 1, SCOPE_ROOT = 2 };
@@ -295,10 +486,50 @@ static const struct anchor *anchor_for(const struct sub *s, uint64_t dev)
 	return s->n_anchors ? &s->anchors[0] : NULL;
 }
 
+/* A directory above @a's root was renamed: the root now has another path,
+ * and every later event would miss the old one.  Rather than go quiet, the
+ * subscription ends with a record saying its root moved away (as when the
+ * root itself is renamed); the client subscribes again at the new place. */
+static void root_moved(struct daemon *d, struct anchor *a)
+{
+	struct sub *s = a->sub;
+	struct pool_event *rec;
+	struct pool_event_init init = {
+		.type = FSNOTE_EV_DELETE,
+		.flags = FSNOTE_FLAG_IS_DIR | FSNOTE_FLAG_RENAMED | FSNOTE_FLAG_ROOT |
+			 (s->n_anchors == 1 ? FSNOTE_FLAG_SUB_ENDED : 0),
+		.actor_uid = UINT32_MAX,
+		.time_ns = now_real_ns(),
+		.path = a->root_abs,
+		.path_len = a->root_abs_len,
+	};
+
+	log_info("subscription %u: an ancestor of %s was renamed; ending it", s->id, a->root_abs);
+	if (pool_add(d->pool, &init, now_mono_ns(), &rec) == POOL_ADDED) {
+		sub_push(s, rec, RING_VIEW_FULL);
+		pool_event_unref(d->pool, rec);
+	} else {
+		ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 0, 0, 0, NULL);
+		sub_wake(s, RING_WAKE_NOW);
+	}
+	if (s->n_anchors == 1)
+		s->ending = true;
+}
+
+/* Is @p a strict ancestor of @a's root (in source space)? */
+static bool above_root(const struct anchor *a, const char *p, size_t len)
+{
+	if (len == 1 && p[0] == '/')
+		return a->root_src_len > 1;
+	return a->root_src_len > len && memcmp(a->root_src, p, len) == 0 && a->root_src[len] == '/';
+}
+
 /* Offers @ev to every subscription on its filesystem. */
 static void fan_out_event(struct daemon *d, struct pool_event *ev)
 {
 	struct anchor **head = dev_head(d, ev->dev, false);
+	bool dir_moved = ev->type == FSNOTE_EV_RENAME && ev->dest && (ev->flags & FSNOTE_FLAG_IS_DIR);
+
 	if (!head)
 		return;
 	for (struct anchor *a = *head, *next; a; a = next) {
@@ -308,6 +539,8 @@ static void fan_out_event(struct daemon *d, struct pool_event *ev)
 		int view = sub_match(d, a->sub, a, ev);
 		if (view >= 0)
 			sub_push(a->sub, ev, (uint8_t)view);
+		if (dir_moved && !a->sub->ending && above_root(a, ev->path, ev->path_len))
+			root_moved(d, a);
 	}
 }
 
@@ -350,6 +583,7 @@ static uint64_t take_event(struct daemon *d, const struct source_event *sev)
 		return ev->id;
 	if (r < 0) {
 		/* never silent: everyone on this filesystem must rescan */
+		coverage_break(d, sev->dev);
 		struct anchor **head = dev_head(d, sev->dev, false);
 		for (struct anchor *a = head ? *head : NULL; a; a = a->dev_next) {
 			ring_mark_dropped(a->sub->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN |
@@ -379,6 +613,7 @@ static void sink_overflow(void *ctx, uint64_t dev, const char *scope)
 
 	log_warn("kernel event queue overflowed (device %u:%u): subscribers must rescan",
 		 major(dev), minor(dev));
+	coverage_break(d, dev);
 	for (size_t i = 0; i < d->n_devs; i++) {
 		if (dev && d->dev_keys[i] != dev)
 			continue;
@@ -397,6 +632,7 @@ static void sink_unmount(void *ctx, uint64_t dev)
 	struct anchor **head = dev_head(d, dev, false);
 
 	log_info("device %u:%u unmounted: ending its subscriptions", major(dev), minor(dev));
+	linger_drop_dev(d, dev);
 	while (head && *head) {
 		struct anchor *a = *head;
 		struct sub *s = a->sub;
@@ -431,6 +667,10 @@ static void sink_watch_error(void *ctx, struct source_watch *w, int error)
 {
 	struct daemon *d = ctx;
 
+	for (struct lingering *l = d->lingers; l; l = l->next)
+		if (l->watch == w)
+			l->covered_from = UINT64_MAX; /* incomplete: covers nothing */
+
 	for (struct client *c = d->clients; c; c = c->next) {
 		for (struct sub *s = c->subs; s; s = s->next) {
 			for (size_t i = 0; i < s->n_anchors; i++) {
@@ -438,6 +678,7 @@ static void sink_watch_error(void *ctx, struct source_watch *w, int error)
 					continue;
 				log_warn("subscription %u (uid %u) is incomplete: %s", s->id, c->uid,
 					 strerror(-error));
+				s->anchors[i].covered_from = UINT64_MAX;
 				ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN,
 						  0, 0, 0, NULL);
 				sub_wake(s, RING_WAKE_NOW);
@@ -466,7 +707,10 @@ void sub_mount_event(void *ctx, bool attached, const char *point, uint64_t dev, 
 	log_debug("%s %s (%s)", attached ? "mounted" : "unmounted", point, fstype);
 	for (struct client *c = d->clients; c; c = c->next) {
 		for (struct sub *s = c->subs; s; s = s->next) {
-			if (!(s->mask & FSNOTE_EV_BIT(FSNOTE_EV_MOUNT)) || s->ending || !s->n_anchors)
+			/* unmounts below a root reach every subscription (they are
+			 * never filtered out), mounts only those that asked */
+			if (!(s->mask & FSNOTE_EV_BIT(attached ? FSNOTE_EV_MOUNT : FSNOTE_EV_UNMOUNT)) ||
+			    s->ending || !s->n_anchors)
 				continue;
 			const struct anchor *a = &s->anchors[0];
 			if (!(s->flags & FSNOTE_SUB_SYSTEM)) {
@@ -589,6 +833,9 @@ static void emit_event(struct sub *s, const struct ring_entry *e)
 		ce.dest_len = (size_t)n;
 		fill_stat(&ce.dest_st, ev->dev, &ev->dest_st);
 	}
+	/* the root deleted or moved away is the subscription's last record */
+	if (s->ending && s->n_anchors == 1 && (ce.flags & FSNOTE_FLAG_ROOT) && ce.type == FSNOTE_EV_DELETE)
+		ce.flags |= FSNOTE_FLAG_SUB_ENDED;
 	emit(s->client, &ce);
 	return;
 lost:
@@ -731,6 +978,7 @@ void sub_destroy(struct sub *s)
 	}
 	if (c->drain_cursor == s)
 		c->drain_cursor = NULL;
+	bool lingering = linger_take(d, s);
 	for (size_t i = 0; i < s->n_anchors; i++) {
 		anchor_detach(d, &s->anchors[i]);
 		free_anchor_fields(&s->anchors[i]);
@@ -742,7 +990,8 @@ void sub_destroy(struct sub *s)
 	for (size_t i = 0; i < s->n_excludes; i++)
 		free(s->excludes[i]);
 	free(s->excludes);
-	interest_change(d, s->mask, -1);
+	if (!lingering)
+		interest_change(d, s->mask, -1);
 	d->n_subs--;
 	if (!s->privileged)
 		d->n_unprivileged--;
@@ -1070,16 +1319,27 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		uint32_t wflags = (s->flags & FSNOTE_SUB_CHILDREN) ? 0 : SOURCE_WATCH_RECURSIVE;
 		r = watch_dir(d, &s->anchors[0], dirfd, abs, wflags, &s->event_flags, &reason);
 		if (r < 0) {
+			/* the client knows the path it asked for */
 			if (r == -ENOSPC)
-				snprintf(err, errlen, "%s: kernel watch limit reached%s%s "
-						      "(fs.inotify.max_user_watches)", abs,
+				snprintf(err, errlen, "kernel watch limit reached%s%s "
+						      "(fs.inotify.max_user_watches)",
 					 reason ? ": " : "", reason ? reason : "");
 			else
-				snprintf(err, errlen, "%s cannot be watched: %s", abs,
-					 reason ? reason : strerror(-r));
+				snprintf(err, errlen, "%s", reason ? reason : strerror(-r));
 			goto fail;
 		}
 		s->n_anchors = 1;
+		if (s->event_flags & FSNOTE_FLAG_LOCAL_ONLY)
+			s->warning = reason;
+		/* asked for, never to come, would be silent emptiness */
+		if ((s->mask & FSNOTE_EV_BIT(FSNOTE_EV_FS_ERROR)) &&
+		    !(s->anchors[0].source->ops->features(s->anchors[0].source) & FSNOTE_FEATURE_FS_ERROR)) {
+			snprintf(err, errlen, "filesystem error records need fanotify with FAN_FS_ERROR "
+					      "(Linux 5.16 or later); the %s backend serving %s has none",
+				 s->anchors[0].source->ops->name, abs);
+			r = -EOPNOTSUPP;
+			goto fail;
+		}
 	}
 
 	struct ring_config rc = { .depth = s->depth, .batch = s->batch, .latency_us = s->latency_us };
@@ -1110,16 +1370,25 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 	interest_change(d, s->mask, +1);
 	pool_subscriptions_changed(d->pool);
 
+	uint64_t cur = pool_current_id(d->pool);
+	bool covered = true;
+	for (size_t i = 0; i < s->n_anchors; i++) {
+		uint64_t from = coverage_of(d, &s->anchors[i], s);
+		s->anchors[i].covered_from = from < cur ? from : cur;
+		if (has_since && since < s->anchors[i].covered_from)
+			covered = false;
+	}
 	if (has_since) {
 		struct replay_ctx ctx = { d, s };
-		r = since > pool_current_id(d->pool) ? POOL_HISTORY_GAP
-						     : pool_history_since(d->pool, since, replay_one, &ctx);
-		if (r == POOL_HISTORY_GAP) {
+		r = since > cur ? POOL_HISTORY_GAP : pool_history_since(d->pool, since, replay_one, &ctx);
+		if (r == POOL_HISTORY_GAP || !covered) {
+			/* the history no longer reaches back, or nothing watched this
+			 * directory all along: what happened cannot be vouched for */
 			struct pool_stats ps;
 			pool_get_stats(d->pool, &ps);
+			uint64_t last = !covered ? cur : ps.oldest_history_id ? ps.oldest_history_id - 1 : 0;
 			ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 0,
-					  since + 1, ps.oldest_history_id ? ps.oldest_history_id - 1 : 0,
-					  NULL);
+					  since + 1, last, NULL);
 		}
 		if (ring_peek(s->ring) || ring_has_drop(s->ring))
 			server_schedule_drain(c);
@@ -1294,6 +1563,7 @@ void sub_status(struct daemon *d, const struct client *asker, json_t *root)
 	if (truncated)
 		json_object_set_new(root, "subscribers_truncated", json_true());
 	json_object_set_new(root, "subscriptions", json_integer((json_int_t)d->n_subs));
+	json_object_set_new(root, "lingering_watches", json_integer((json_int_t)d->n_lingers));
 	json_t *interest = json_object();
 	for (uint32_t t = 1; t <= FSNOTE_EV_MAX; t++)
 		if (d->interest[t])

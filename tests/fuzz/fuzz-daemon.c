@@ -75,5 +75,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(sv[1]);
 	/* a client that is still there would be a leak between runs */
 	server_free_clients(&d);
+	sub_free_lingers(&d);
 	return 0;
 }
