@@ -49,6 +49,11 @@ int pool_new(const struct pool_limits *limits, const struct pool_callbacks *cb,
 		p->cb = *cb;
 	p->current_id = limits->first_id;
 	p->hist_floor = limits->first_id;
+	/* what happened before the pool existed was never seen */
+	if (limits->start_time_ns) {
+		p->floor_time = limits->start_time_ns;
+		p->floor_set = true;
+	}
 	p->lim.history = 0;
 	if (limits->history > 0) {
 		p->hist = calloc(limits->history, sizeof(*p->hist));

@@ -76,6 +76,9 @@ struct pool_limits {
 	size_t history;                 /* events kept for since-ID replay */
 	uint64_t coalesce_ns;           /* modify/attrib merge window, 0 = never */
 	uint64_t first_id;              /* the first ID handed out is first_id + 1 */
+	uint64_t start_time_ns;         /* CLOCK_REALTIME at start: no earlier time is in
+	                                 * the history (0: no such floor); both only at
+	                                 * pool_new() */
 };
 
 struct pool_stats {
