@@ -577,6 +577,32 @@ static int send_frame(fsnote *h, const uint8_t *buf, size_t len, int pass_fd)
 	return 0;
 }
 
+/* The hello could not be sent because the daemon had already closed: it
+ * refuses a connection at accept (a per-uid limit, say) with an error
+ * record that is still waiting in our receive queue.  Returns that
+ * record's -errno (with its message in last_error), or 0 if there is none. */
+static int refusal_of(fsnote *h)
+{
+	struct codec_record rec;
+	int dead = h->dead, found = 0;
+
+	h->dead = 0;
+	for (int i = 0; i < 16 && !found; i++) {
+		int r = next_frame(h, &rec);
+		if (r > 0) {
+			if (rec.type == FSNOTE_REP_ERROR && !codec_find(&rec, FSNOTE_ARG_REQ_ID)) {
+				set_error_from(h, &rec);
+				found = -reply_errno(&rec);
+			}
+			continue;
+		}
+		if (r < 0 || fill(h) <= 0)
+			break;
+	}
+	h->dead = dead;
+	return found;
+}
+
 /* Sends one request and waits for its reply, queueing the events that come
  * first.  @req_id 0 is the hello, whose reply carries none.  On success
  * *@rec is the reply of type @want, pointing into the input buffer (valid
@@ -593,6 +619,11 @@ static int request(fsnote *h, const uint8_t *frame, size_t len, int pass_fd, uin
 		return h->dead;
 	h->last_error[0] = '\0';
 	r = send_frame(h, frame, len, pass_fd);
+	if (r == -ECONNRESET && req_id == 0) {
+		int why = refusal_of(h);
+		if (why < 0)
+			r = why;
+	}
 	if (r < 0)
 		goto out;
 

@@ -43,6 +43,7 @@
 
 static void client_free(struct client *c);
 static void client_try_write(struct client *c);
+static void process_frames(struct client *c);
 
 struct uid_acct *server_acct(struct daemon *d, uid_t uid)
 {
@@ -166,6 +167,10 @@ static void client_try_write(struct client *c)
 	if (c->read_paused && evbuffer_get_length(c->out) < OUT_HIGH_WATER / 2 && !c->closing) {
 		c->read_paused = false;
 		event_add(c->ev_read, NULL);
+		/* requests read before the pause are not news to the socket: the
+		 * read event would never fire for them */
+		if (evbuffer_get_length(c->in) > 0)
+			process_frames(c);
 	}
 	/* still pending after our rounds: come back after other clients had theirs */
 	for (struct sub *s = c->subs; s; s = s->next) {
@@ -256,8 +261,9 @@ static void handle_subscribe(struct client *c, const struct codec_record *rec, u
 	if (s->event_flags & FSNOTE_FLAG_LOCAL_ONLY) {
 		codec_put_u32(&w, FSNOTE_ARG_FLAGS, s->event_flags);
 		codec_put_cstring(&w, FSNOTE_ARG_MESSAGE,
-				  "this filesystem only reports changes made on this host "
-				  "(network or FUSE filesystem): changes made elsewhere are not seen");
+				  s->warning ? s->warning
+					     : "this filesystem reports only the changes made through "
+					       "this host's mount: changes made elsewhere are not seen");
 	}
 	queue_frame(c, buf, codec_writer_finish(&w));
 }
