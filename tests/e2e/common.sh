@@ -16,6 +16,14 @@ e2e_fail() { echo "FAIL: $*" >&2; [ -f "${E2E_TMP:-}/daemon.log" ] && tail -20 "
 e2e_pass() { echo "ok: $*"; E2E_PASSED=$((E2E_PASSED + 1)); }
 e2e_summary() { echo "$E2E_PASSED passed, 0 failed"; }
 
+# e2e_jq_any FILE FILTER [jq options]: does any record of FILE satisfy
+# FILTER?  (Not `jq -e 'select(...)' FILE`: jq 1.6 takes its exit status
+# from the last line only.)
+e2e_jq_any() {
+    local file=$1 filter=$2; shift 2
+    jq -n -e "$@" "any(inputs; $filter)" "$file" >/dev/null 2>&1
+}
+
 e2e_require_root() {
     [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
     [ -x "$FSNOTED" ] || { echo "SKIP: $FSNOTED is not built"; exit 77; }
@@ -94,7 +102,7 @@ e2e_stop_watch() {
 # Waits until an event for PATH (any type) is in the watch output.
 e2e_wait_for_path() {
     for _ in $(seq 250); do
-        jq -e --arg p "$1" 'select(.path == $p)' "$E2E_OUT" >/dev/null 2>&1 && return 0
+        e2e_jq_any "$E2E_OUT" '.path == $p' --arg p "$1" && return 0
         sleep 0.02
     done
     e2e_fail "no event for $1 within 5 s"
@@ -102,7 +110,7 @@ e2e_wait_for_path() {
 
 e2e_wait_for_type() {
     for _ in $(seq 250); do
-        jq -e --arg t "$1" 'select(.type == $t)' "$E2E_OUT" >/dev/null 2>&1 && return 0
+        e2e_jq_any "$E2E_OUT" '.type == $t' --arg t "$1" && return 0
         sleep 0.02
     done
     e2e_fail "no $1 event within 5 s"
