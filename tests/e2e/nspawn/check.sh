@@ -241,9 +241,16 @@ if watch_as "$U" hard "/home/$U" /tmp /var /srv; then
     runuser -u "$U" -- touch "/home/$U/h-home" /tmp/h-tmp /var/tmp/h-vartmp
     touch /srv/e2e/h-srv /var/lib/fsnote-e2e/h-varlib
     want=("/home/$U/h-home" /tmp/h-tmp /var/tmp/h-vartmp /srv/e2e/h-srv /var/lib/fsnote-e2e/h-varlib)
+    all_created() {
+        local p
+        for p in "$@"; do
+            has_event hard create "$p" || return 1
+        done
+    }
+    wait_until 10 all_created "${want[@]}"
     miss=""
     for p in "${want[@]}"; do
-        wait_until 10 has_event hard create "$p" || miss="$miss $p"
+        has_event hard create "$p" || miss="$miss $p"
     done
     [ -z "$miss" ] &&
         ok "under the unit's hardening, $U got events with real paths: ${want[*]}" ||
