@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,6 +192,55 @@ static void unbecome(struct access *a)
 		abort(); /* cannot happen for a process that could drop them */
 }
 
+/* Opens @rel (no leading '/', "" for @rootfd itself is not asked for)
+ * below @rootfd as a directory without following a symlink or crossing a
+ * mount: openat2() where the kernel and the seccomp profile allow it, else
+ * one component at a time (a container's filter may refuse openat2).
+ * Lookups run with the caller's current credentials.  Returns the fd or -1. */
+static int open_beneath(int rootfd, const char *rel)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+			   RESOLVE_NO_XDEV,
+	};
+	int fd = (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
+	if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
+		return fd;
+
+	struct stat root_st, st;
+	char comp[NAME_MAX + 1];
+	if (fstat(rootfd, &root_st) < 0)
+		return -1;
+	int cur = rootfd;
+	const char *p = rel;
+	while (*p) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		bool bad = n == 0 || n > NAME_MAX || (n == 1 && p[0] == '.') ||
+			   (n == 2 && p[0] == '.' && p[1] == '.');
+		int next = -1;
+		if (!bad) {
+			memcpy(comp, p, n);
+			comp[n] = '\0';
+			next = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (cur != rootfd)
+			close(cur);
+		if (next < 0)
+			return -1;
+		if (fstat(next, &st) < 0 || st.st_dev != root_st.st_dev) {
+			close(next);
+			return -1;
+		}
+		cur = next;
+		p += n;
+		while (*p == '/')
+			p++;
+	}
+	return cur == rootfd ? -1 : cur;
+}
+
 /* The kernel's verdict; false on any error. */
 static bool ask_kernel(struct access *a, const struct access_cred *c, const char *root,
 		       uint64_t root_dev, uint64_t root_ino, const char *dir, size_t dir_len)
@@ -233,14 +283,8 @@ static bool ask_kernel(struct access *a, const struct access_cred *c, const char
 		return false;
 	}
 	int dirfd = rootfd;
-	if (tail_len > 0) {
-		struct open_how how = {
-			.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-			.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
-				   RESOLVE_NO_XDEV,
-		};
-		dirfd = (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
-	}
+	if (tail_len > 0)
+		dirfd = open_beneath(rootfd, rel);
 	if (dirfd >= 0)
 		ok = syscall(SYS_faccessat2, dirfd, "", X_OK, AT_EACCESS | AT_EMPTY_PATH) == 0;
 	unbecome(a);

@@ -1264,6 +1264,7 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 	       struct sub **ret, char *err, size_t errlen)
 {
 	struct sub *s;
+	int own_fd = -1;
 	uint64_t since = 0;
 	bool has_since = false;
 	char abs[FSNOTE_PATH_MAX];
@@ -1309,6 +1310,20 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		r = check_dirfd(dirfd, abs, sizeof(abs), &st, err, errlen);
 		if (r < 0)
 			goto fail;
+		/* The client's descriptor lives on a mount of the client's mount
+		 * namespace, which under systemd's sandboxing is not the daemon's:
+		 * the sources need the same directory on the daemon's own mount.
+		 * Its path was derived from the descriptor, and what it opens must
+		 * be the very directory the client proved it could open. */
+		own_fd = open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		struct stat own_st;
+		if (own_fd < 0 || fstat(own_fd, &own_st) < 0 || own_st.st_dev != st.st_dev ||
+		    own_st.st_ino != st.st_ino) {
+			snprintf(err, errlen, "the directory is not reachable by its path in the daemon's "
+					      "mount namespace");
+			r = -ENOENT;
+			goto fail;
+		}
 		s->anchors = calloc(1, sizeof(*s->anchors));
 		if (!s->anchors) {
 			r = -ENOMEM;
@@ -1317,7 +1332,9 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		s->anchors[0].sub = s;
 		const char *reason = NULL;
 		uint32_t wflags = (s->flags & FSNOTE_SUB_CHILDREN) ? 0 : SOURCE_WATCH_RECURSIVE;
-		r = watch_dir(d, &s->anchors[0], dirfd, abs, wflags, &s->event_flags, &reason);
+		r = watch_dir(d, &s->anchors[0], own_fd, abs, wflags, &s->event_flags, &reason);
+		close(own_fd);
+		own_fd = -1;
 		if (r < 0) {
 			/* the client knows the path it asked for */
 			if (r == -ENOSPC)
@@ -1397,6 +1414,8 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 	return 0;
 
 fail:
+	if (own_fd >= 0)
+		close(own_fd);
 	for (size_t i = 0; i < s->n_anchors; i++) {
 		if (s->anchors[i].watch)
 			s->anchors[i].source->ops->unwatch(s->anchors[i].source, s->anchors[i].watch);
