@@ -11,3 +11,6 @@ tests_faultinject_libfailmalloc_la_CFLAGS = $(WARN_CFLAGS)
 tests_faultinject_libfailmalloc_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
 TESTS += tests/faultinject/session.sh
 EXTRA_DIST += tests/faultinject/session.sh
+# The long versions (10-minute soak, 1M-event stalled subscriber) are run by
+# hand, never by make check; shipped so that a tarball can run them too.
+EXTRA_DIST += bench/soak
