@@ -101,8 +101,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *dir = argv[optind];
-	struct rlimit rl = { (rlim_t)m + 64, (rlim_t)m + 64 };
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && (rlim_t)m + 64 > 1024) {
+	/* each handle holds a socket, an epoll fd and an eventfd */
+	struct rlimit rl = { (rlim_t)m * 4 + 64, (rlim_t)m * 4 + 64 };
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && rl.rlim_cur > 1024) {
 		perror("fsnote-sink: setrlimit");
 		return 1;
 	}

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
@@ -240,6 +241,14 @@ int main(int argc, char **argv)
 				  d.cfg.socket_path ? d.cfg.socket_path : DEFAULT_SOCKET;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* every client is a descriptor: the soft limit of 1024 would cap the
+	 * daemon far below the subscribers it is meant to serve, and libevent
+	 * uses epoll, so nothing depends on descriptors staying small */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	d.base = event_base_new();
 	if (!d.base) {
 		log_err("cannot create the event loop");

@@ -68,6 +68,17 @@
 
 #define READ_BUF_SIZE (256u * 1024u)
 #define READS_PER_CALLBACK 16        /* 4 MiB, then let the loop run other work */
+/* Reading as soon as the group is readable wakes the daemon for nearly
+ * every event under load, and both the writer and the daemon pay for the
+ * switches (the writer ~1.9x slower against ~1.3x for a reader that naps).
+ * So when wake-ups come closer than BUSY_GAP_NS, the source drains the
+ * queue and then naps NAP_US before reading again, until a nap finds the
+ * queue empty; at low rates it still reads at once. */
+#define BUSY_GAP_NS 1000000ull
+#define NAP_US 200
+/* O_PATH descriptors of recently seen directories on the clone, so that an
+ * event's object is looked up by one name, not a walk of its whole path */
+#define DIRFD_SLOTS 64
 #define READS_PER_FLUSH 4096         /* a bound even if writers never pause */
 #define HANDLE_MAX 128               /* MAX_HANDLE_SZ */
 #define SPATH_MAX (2 * FSNOTE_PATH_MAX)
@@ -111,8 +122,19 @@ struct fan {
 	bool moved_pending;
 	struct source_event moved_ev;
 	char moved_path[SPATH_MAX];
+	/* adaptive reading: see BUSY_GAP_NS */
+	struct event *nap;
+	bool napping;
+	uint64_t last_wake_ns;
+	/* see DIRFD_SLOTS; a slot holds a descriptor when fd >= 0 */
+	struct dirfd_slot {
+		int fd;
+		uint64_t dev;
+		size_t key_len;
+		unsigned char key[sizeof(int) + HANDLE_MAX];
+	} dirfds[DIRFD_SLOTS];
 	/* figures for status() */
-	uint64_t events_read, records, overflows, unmounts, unresolved, skipped, reads;
+	uint64_t events_read, records, overflows, unmounts, unresolved, skipped, reads, naps;
 	uint64_t renames_paired, renames_unpaired;
 };
 
@@ -202,6 +224,19 @@ static struct fan_fs *fs_by_fsid(struct fan *f, const int fsid[2])
 	return NULL;
 }
 
+/* Closes the cached directory descriptors of filesystem @dev (0: all), so
+ * that nothing of ours keeps a clone, and its superblock, alive. */
+static void dirfds_drop(struct fan *f, uint64_t dev)
+{
+	for (size_t i = 0; i < DIRFD_SLOTS; i++) {
+		struct dirfd_slot *sl = &f->dirfds[i];
+		if (sl->fd >= 0 && (!dev || sl->dev == dev)) {
+			close(sl->fd);
+			sl->fd = -1;
+		}
+	}
+}
+
 /* Stops watching @fs in the kernel and forgets what we know of it; the
  * struct stays until its last watch goes. */
 static void fs_kill(struct fan *f, struct fan_fs *fs)
@@ -216,6 +251,7 @@ static void fs_kill(struct fan *f, struct fan_fs *fs)
 	fs->mntfd = -1;
 	fs->dead = true;
 	pathcache_drop_fs(f->cache, fs->dev);
+	dirfds_drop(f, fs->dev);
 }
 
 static void fs_free(struct fan *f, struct fan_fs *fs)
@@ -402,6 +438,61 @@ static void stat_path(struct fan_fs *fs, const char *path, struct pool_stat *ret
 				   .uid = stx.stx_uid, .gid = stx.stx_gid };
 }
 
+/* An O_PATH descriptor of the directory @fid names, from the slot cache
+ * (owned by the cache), or -1.  The descriptor follows the directory
+ * itself, so renames never make it stale; a deleted one just finds
+ * nothing. */
+static int dir_fd(struct fan *f, struct fan_fs *fs, const struct fid_info *fid)
+{
+	const unsigned char *key = fid->handle + sizeof(unsigned int);
+	uint64_t h = 1469598103934665603ull ^ fs->dev;
+
+	if (fid->key_len > sizeof(f->dirfds[0].key) || fs->mntfd < 0)
+		return -1;
+	for (size_t i = 0; i < fid->key_len; i++)
+		h = (h ^ key[i]) * 1099511628211ull;
+	struct dirfd_slot *sl = &f->dirfds[h % DIRFD_SLOTS];
+	if (sl->fd >= 0 && sl->dev == fs->dev && sl->key_len == fid->key_len &&
+	    memcmp(sl->key, key, fid->key_len) == 0)
+		return sl->fd;
+	int fd = open_by_handle_at(fs->mntfd, (struct file_handle *)(void *)fid->handle,
+				   O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (sl->fd >= 0)
+		close(sl->fd);
+	sl->fd = fd;
+	sl->dev = fs->dev;
+	sl->key_len = fid->key_len;
+	memcpy(sl->key, key, fid->key_len);
+	return fd;
+}
+
+/* What is there now under @name (NULL: the directory itself) in the
+ * directory @fid names; falls back to @path through the clone. */
+static void stat_entry(struct fan *f, struct fan_fs *fs, const struct fid_info *fid, const char *name,
+		       size_t name_len, const char *path, struct pool_stat *ret)
+{
+	struct statx stx;
+	char nm[NAME_MAX + 1];
+	int dfd = dir_fd(f, fs, fid);
+
+	if (dfd < 0 || (name && name_len > NAME_MAX)) {
+		stat_path(fs, path, ret);
+		return;
+	}
+	if (name) {
+		memcpy(nm, name, name_len);
+		nm[name_len] = '\0';
+	}
+	*ret = (struct pool_stat){ .valid = false };
+	if (statx(dfd, name ? nm : "", AT_SYMLINK_NOFOLLOW | (name ? 0 : AT_EMPTY_PATH),
+		  STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO, &stx) < 0)
+		return;
+	*ret = (struct pool_stat){ .valid = true, .ino = stx.stx_ino, .mode = stx.stx_mode,
+				   .uid = stx.stx_uid, .gid = stx.stx_gid };
+}
+
 /* @dir + "/" + @name into @out; returns the length or -ENAMETOOLONG. */
 static int join(const char *dir, size_t dlen, const char *name, size_t nlen, char *out, size_t cap)
 {
@@ -553,7 +644,7 @@ static void handle_rename(struct fan *f, struct fan_fs *fs, const struct parsed 
 	ev->flags = base_flags;
 	ev->path = from;
 	ev->dest = to;
-	stat_path(fs, to, &ev->dest_st);
+	stat_entry(f, fs, &pi->new_, pi->new_.name, pi->new_.name_len, to, &ev->dest_st);
 	ev->st = ev->dest_st; /* the same object, now at @to */
 	if (base_flags & FSNOTE_FLAG_IS_DIR) {
 		/* everything cached under the old name is stale from here on */
@@ -694,7 +785,7 @@ static void process_event(struct fan *f, const struct fanotify_event_metadata *m
 	}
 
 	struct pool_stat st;
-	stat_path(fs, path, &st);
+	stat_entry(f, fs, d, self ? NULL : d->name, self ? 0 : d->name_len, path, &st);
 	ev.path = path;
 	ev.dest = NULL;
 	ev.st = st;
@@ -797,9 +888,49 @@ static int drain(struct fan *f, unsigned max_reads)
 	return r;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void nap(struct fan *f)
+{
+	struct timeval tv = { 0, NAP_US };
+	if (!f->napping) {
+		event_del(f->ev);
+		f->napping = true;
+	}
+	f->naps++;
+	evtimer_add(f->nap, &tv);
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
-	(void)drain(arg, READS_PER_CALLBACK);
+	struct fan *f = arg;
+	uint64_t now = mono_ns();
+	bool busy = now - f->last_wake_ns < BUSY_GAP_NS;
+
+	f->last_wake_ns = now;
+	(void)drain(f, READS_PER_CALLBACK);
+	if (busy && f->nap)
+		nap(f);
+}
+
+static void on_nap_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct fan *f = arg;
+	uint64_t before = f->records;
+
+	(void)drain(f, READS_PER_CALLBACK);
+	if (f->records != before) {
+		nap(f); /* still busy */
+		return;
+	}
+	f->napping = false;
+	f->last_wake_ns = mono_ns();
+	event_add(f->ev, NULL);
 }
 
 /* --- unmount detection ----------------------------------------------------- */
@@ -1109,6 +1240,8 @@ static void fan_status(struct source *s, json_t *obj)
 				      "unlimited_queue", (f->init_flags & FAN_UNLIMITED_QUEUE) != 0,
 				      "queue_limit", (json_int_t)f->queue_limit));
 	json_object_set_new(obj, "events_read", json_integer((json_int_t)f->events_read));
+	json_object_set_new(obj, "reads", json_integer((json_int_t)f->reads));
+	json_object_set_new(obj, "naps", json_integer((json_int_t)f->naps));
 	json_object_set_new(obj, "records", json_integer((json_int_t)f->records));
 	json_object_set_new(obj, "overflows", json_integer((json_int_t)f->overflows));
 	json_object_set_new(obj, "unmounts", json_integer((json_int_t)f->unmounts));
@@ -1135,6 +1268,9 @@ static void fan_free(struct source *s)
 
 	while (f->fss)
 		fs_free(f, f->fss);
+	dirfds_drop(f, 0);
+	if (f->nap)
+		event_free(f->nap);
 	if (f->ev)
 		event_free(f->ev);
 	if (f->mev)
@@ -1181,6 +1317,8 @@ int source_fanotify_new(struct event_base *base, const struct source_sink *sink,
 		return -ENOMEM;
 	f->base.ops = &fan_ops;
 	f->evb = base;
+	for (size_t i = 0; i < DIRFD_SLOTS; i++)
+		f->dirfds[i].fd = -1;
 	f->sink = *sink;
 	f->fd = f->epfd = f->mifd = -1;
 	f->interest = FSNOTE_EV_DEFAULT_MASK;
@@ -1219,6 +1357,9 @@ int source_fanotify_new(struct event_base *base, const struct source_sink *sink,
 		goto fail;
 	f->ev = event_new(base, f->fd, EV_READ | EV_PERSIST, on_readable, f);
 	if (!f->ev || event_add(f->ev, NULL) < 0)
+		goto fail;
+	f->nap = evtimer_new(base, on_nap_end, f);
+	if (!f->nap)
 		goto fail;
 
 	f->epfd = epoll_create1(EPOLL_CLOEXEC);
