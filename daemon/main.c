@@ -249,7 +249,14 @@ int main(int argc, char **argv)
 		nofile.rlim_cur = nofile.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &nofile);
 	}
-	d.base = event_base_new();
+	/* the fanotify source naps for a fraction of a millisecond under load:
+	 * epoll's own timeouts are whole milliseconds */
+	struct event_config *ecfg = event_config_new();
+	if (ecfg)
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	d.base = ecfg ? event_base_new_with_config(ecfg) : NULL;
+	if (ecfg)
+		event_config_free(ecfg);
 	if (!d.base) {
 		log_err("cannot create the event loop");
 		goto out;

@@ -155,6 +155,9 @@ int mountinfo_foreach(int (*fn)(const struct mountinfo_entry *e, void *userdata)
 		if (r)
 			break;
 	}
+	/* a table cut short by an error is not the whole table */
+	if (r == 0 && ferror(f))
+		r = errno ? -errno : -EIO;
 	free(line);
 	free(e);
 	fclose(f);

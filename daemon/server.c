@@ -66,15 +66,22 @@ void server_charge(struct client *c)
 	c->charged = len;
 }
 
-/* Appends a frame built by @w's caller; on an encoding error the client is
- * told and closed (it cannot happen for frames we build ourselves). */
+/* Appends a frame built by the caller.  A frame that cannot be encoded (it
+ * cannot happen for frames we build ourselves) or queued (no memory) would
+ * leave the client waiting for a reply forever: the connection is closed
+ * instead, so that the client sees it end. */
 static void queue_frame(struct client *c, const uint8_t *buf, int n)
 {
-	if (n < 0) {
-		log_err("cannot encode a reply: %s", strerror(-n));
+	if (n >= 0 && evbuffer_add(c->out, buf, (size_t)n) == 0)
 		return;
-	}
-	evbuffer_add(c->out, buf, (size_t)n);
+	log_err("cannot queue a reply for pid %d uid %u: %s", (int)c->pid, c->uid,
+		n < 0 ? strerror(-n) : "out of memory");
+	if (c->closing)
+		return;
+	c->closing = true;
+	event_del(c->ev_read);
+	struct timeval now = { 0, 0 };
+	evtimer_add(c->ev_deadline, &now);
 }
 
 void server_send_error(struct client *c, uint32_t req_id, int error, const char *fmt, ...)
@@ -415,7 +422,9 @@ static void handle_request(struct client *c, const struct codec_record *rec, int
 		}
 		int r = sub_inject(d, rec, &id);
 		if (r < 0) {
-			server_send_error(c, req_id, -r, "invalid synthetic event: %s", strerror(-r));
+			server_send_error(c, req_id, -r, r == -ENOMEM ? "the event could not be pooled: %s"
+							       : "invalid synthetic event: %s",
+					  strerror(-r));
 			return;
 		}
 		reply_id(c, FSNOTE_REP_INJECTED, req_id, 0, id);

@@ -73,8 +73,11 @@
  * switches (the writer ~1.9x slower against ~1.3x for a reader that naps).
  * So when wake-ups come closer than BUSY_GAP_NS, the source drains the
  * queue and then naps NAP_US before reading again, until a nap finds the
- * queue empty; at low rates it still reads at once. */
-#define BUSY_GAP_NS 1000000ull
+ * queue empty.  At a thousand operations a second wake-ups are about a
+ * millisecond apart (the two or three events of one operation come in one
+ * read, or a few microseconds apart, after which the nap finds nothing), so
+ * such a rate is still read at once. */
+#define BUSY_GAP_NS 100000ull
 #define NAP_US 200
 /* O_PATH descriptors of recently seen directories on the clone, so that an
  * event's object is looked up by one name, not a walk of its whole path */
@@ -1056,7 +1059,8 @@ static int fan_watch(struct source *s, int dirfd, const char *path, uint32_t fla
 		return -ENOMEM;
 	r = mountinfo_of_fd(dirfd, mi);
 	if (r < 0) {
-		*ret_reason = "the directory's mount is not in the mount table";
+		if (r == -ENOENT)
+			*ret_reason = "the directory's mount is not in the mount table";
 		goto out;
 	}
 	if (mountinfo_is_pseudo_fstype(mi->fstype)) {

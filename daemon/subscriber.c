@@ -759,23 +759,29 @@ static void fill_stat(struct codec_stat *cs, uint64_t dev, const struct pool_sta
 	}
 }
 
-static void emit(struct client *c, const struct codec_event *ce)
+/* Appends @ce to @c's output.  Returns 0, or -errno when it could not be
+ * queued (the caller must then keep the loss from being silent). */
+static int emit(struct client *c, const struct codec_event *ce)
 {
 	struct evbuffer_iovec iov;
 
 	if (evbuffer_reserve_space(c->out, EVENT_FRAME_MAX, &iov, 1) < 1)
-		return;
+		return -ENOMEM;
 	int n = codec_encode_event(iov.iov_base, iov.iov_len, ce);
 	if (n < 0) {
 		log_warn("cannot encode event %llu: %s", (unsigned long long)ce->id, strerror(-n));
-		return;
+		return n;
 	}
 	iov.iov_len = (size_t)n;
-	evbuffer_commit_space(c->out, &iov, 1);
+	if (evbuffer_commit_space(c->out, &iov, 1) < 0)
+		return -ENOMEM;
 	c->d->events_delivered++;
+	return 0;
 }
 
-static void emit_event(struct sub *s, const struct ring_entry *e)
+/* Queues ring entry @e to @s's client.  When it cannot, the event is
+ * recorded as dropped (its drop record comes next) and -errno returned. */
+static int emit_event(struct sub *s, const struct ring_entry *e)
 {
 	const struct pool_event *ev = e->ev;
 	const struct anchor *a = anchor_for(s, ev->dev);
@@ -792,7 +798,7 @@ static void emit_event(struct sub *s, const struct ring_entry *e)
 	};
 
 	if (!a)
-		return;
+		return 0;
 	if (ev->dev == 0) {
 		/* no filesystem: mount records and injected events outside every
 		 * subscription carry absolute paths already */
@@ -804,8 +810,9 @@ static void emit_event(struct sub *s, const struct ring_entry *e)
 			ce.flags |= FSNOTE_FLAG_HISTORY;
 		if (s->privileged)
 			ce.pid = ev->pid;
-		emit(s->client, &ce);
-		return;
+		if (emit(s->client, &ce) < 0)
+			goto lost;
+		return 0;
 	}
 	if (s->privileged || (ev->actor_uid != UINT32_MAX && ev->actor_uid == s->client->uid))
 		ce.pid = ev->pid;
@@ -836,15 +843,20 @@ static void emit_event(struct sub *s, const struct ring_entry *e)
 	/* the root deleted or moved away is the subscription's last record */
 	if (s->ending && s->n_anchors == 1 && (ce.flags & FSNOTE_FLAG_ROOT) && ce.type == FSNOTE_EV_DELETE)
 		ce.flags |= FSNOTE_FLAG_SUB_ENDED;
-	emit(s->client, &ce);
-	return;
+	if (emit(s->client, &ce) < 0)
+		goto lost;
+	return 0;
 lost:
-	/* a path longer than the protocol allows: say so, do not drop silently */
+	/* a path longer than the protocol allows, or no memory to queue it:
+	 * say so, do not drop silently */
 	ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 1, ev->id, ev->id,
 			  NULL);
+	return -ENOMEM;
 }
 
-static void emit_drop(struct sub *s, const struct ring_drop *drop)
+/* Queues the drop record @drop.  When it cannot, the drop is pending again
+ * (to be sent on the next round) and -errno returned. */
+static int emit_drop(struct sub *s, const struct ring_drop *drop)
 {
 	const struct anchor *a = s->n_anchors ? &s->anchors[0] : NULL;
 	char scope[FSNOTE_PATH_MAX];
@@ -860,7 +872,7 @@ static void emit_drop(struct sub *s, const struct ring_drop *drop)
 	};
 
 	if (!a)
-		return;
+		return 0;
 	ce.path = a->root_abs;
 	ce.path_len = a->root_abs_len;
 	ce.rescan = a->root_abs;
@@ -877,7 +889,12 @@ static void emit_drop(struct sub *s, const struct ring_drop *drop)
 			}
 		}
 	}
-	emit(s->client, &ce);
+	if (emit(s->client, &ce) < 0) {
+		ring_mark_dropped(s->ring, drop->flags, drop->count, drop->id_first, drop->id_last,
+				  drop->scope);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 /* Moves what @s has pending into its client's output until @high bytes are
@@ -893,14 +910,16 @@ static bool drain_sub(struct sub *s, size_t high)
 		evtimer_del(s->timer);
 	ring_woken(s->ring);
 	if (ring_take_drop(s->ring, &drop)) {
-		emit_drop(s, &drop);
+		int r = emit_drop(s, &drop);
 		free(drop.scope);
+		if (r < 0)
+			return true; /* no memory: try again next round */
 	}
 	while (evbuffer_get_length(c->out) < high && (e = ring_peek(s->ring))) {
-		emit_event(s, e);
+		(void)emit_event(s, e);
 		ring_pop(s->ring);
 		if (ring_has_drop(s->ring))
-			break; /* a path was too long: its drop record comes next round */
+			break; /* a loss: its drop record comes next round */
 	}
 	if (ring_peek(s->ring) || ring_has_drop(s->ring))
 		return true;
@@ -1525,7 +1544,7 @@ int sub_inject(struct daemon *d, const struct codec_record *req, uint64_t *ret_i
 	}
 	uint64_t id = take_event(d, &sev);
 	if (id == 0)
-		id = pool_current_id(d->pool);
+		return -ENOMEM; /* not pooled: the caller must not think it was */
 	*ret_id = id;
 	return 0;
 }
