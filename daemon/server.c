@@ -572,36 +572,38 @@ static int take_cmsgs(struct client *c, struct msghdr *msg, uint64_t offset)
 
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
+	/* one buffer for every client (the daemon is single-threaded): a chunk
+	 * reserved in each client's own buffer would stay allocated for every
+	 * idle connection; only the bytes received are copied there */
+	static uint8_t chunk[READ_CHUNK];
 	struct client *c = arg;
 
 	for (int i = 0; i < READS_PER_CALLBACK && !c->closing; i++) {
-		struct evbuffer_iovec iov;
+		struct iovec iov = { .iov_base = chunk, .iov_len = sizeof(chunk) };
 		union {
 			struct cmsghdr align;
 			char buf[CMSG_SPACE(sizeof(int) * 4)];
 		} control;
-		if (evbuffer_reserve_space(c->in, READ_CHUNK, &iov, 1) < 1) {
-			client_kill(c, ENOMEM, "out of memory");
-			return;
-		}
 		struct msghdr msg = {
-			.msg_iov = (struct iovec *)&iov,
+			.msg_iov = &iov,
 			.msg_iovlen = 1,
 			.msg_control = control.buf,
 			.msg_controllen = sizeof(control.buf),
 		};
 		ssize_t n = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 		if (n < 0) {
-			iov.iov_len = 0;
-			evbuffer_commit_space(c->in, &iov, 1);
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return;
 			client_free(c);
 			return;
 		}
 		uint64_t offset = c->in_offset;
-		iov.iov_len = (size_t)n;
-		evbuffer_commit_space(c->in, &iov, 1);
+		if (n > 0 && evbuffer_add(c->in, chunk, (size_t)n) < 0) {
+			if (msg.msg_controllen > 0)
+				(void)take_cmsgs(c, &msg, offset); /* closes what came */
+			client_kill(c, ENOMEM, "out of memory");
+			return;
+		}
 		c->in_offset += (uint64_t)n;
 		/* the kernel joins earlier plain bytes onto the read that carries a
 		 * descriptor and ends that read with the descriptor's own chunk, so
