@@ -1384,15 +1384,14 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		snprintf(err, errlen, "cannot create the subscription's ring");
 		goto fail;
 	}
-	/* a resume is answered from the history: whatever the kernel has
-	 * queued happened before this request and belongs there, not in the
-	 * live stream (the subscription is not linked yet, so it goes there) */
-	if (has_since) {
-		if (d->primary)
-			(void)d->primary->ops->flush(d->primary);
-		if (d->fallback)
-			(void)d->fallback->ops->flush(d->fallback);
-	}
+	/* whatever the kernel has queued happened before this request: it
+	 * belongs in the history (a resume is answered from there), not in the
+	 * new subscription's live stream, so it is read before the
+	 * subscription is linked */
+	if (d->primary)
+		(void)d->primary->ops->flush(d->primary);
+	if (d->fallback)
+		(void)d->fallback->ops->flush(d->fallback);
 	for (size_t i = 0; i < s->n_anchors; i++) {
 		r = anchor_link(d, &s->anchors[i]);
 		if (r < 0) {

@@ -166,8 +166,14 @@ check_pids() {
     chown nobody:nogroup "$T/pub/nb"
     watch_as nobody nbp "$T/pub"
     watch_as root rootp "$T/pub"
-    sh -c 'echo $$ > "$1"; exec touch "$2"' sh "$E2E_TMP/root.pid" "$T/pub/by-root"
-    "${NOBODY[@]}" sh -c 'echo $$ > "$1"; exec touch "$2"' sh "$E2E_TMP/nb/nb.pid" "$T/pub/nb/by-nobody"
+    # the actor creates the file itself and outlives the daemon's read of
+    # the event: the daemon learns its uid from /proc, and hides the pid of
+    # a process that is already gone
+    sh -c 'echo $$ > "$1"; : > "$2"; sleep 1' sh "$E2E_TMP/root.pid" "$T/pub/by-root" &
+    local actor1=$!
+    "${NOBODY[@]}" sh -c 'echo $$ > "$1"; : > "$2"; sleep 1' sh "$E2E_TMP/nb/nb.pid" "$T/pub/nb/by-nobody" &
+    local actor2=$!
+    wait $actor1 $actor2
     touch "$T/pub/END4"
     wait_path "$E2E_TMP/nbp.out" "$T/pub/END4"
     wait_path "$E2E_TMP/rootp.out" "$T/pub/END4"
