@@ -252,12 +252,19 @@ int main(int argc, char **argv)
 	/* the fanotify source naps for a fraction of a millisecond under load:
 	 * epoll's own timeouts are whole milliseconds */
 	struct event_config *ecfg = event_config_new();
-	if (ecfg)
+	if (ecfg) {
 		event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+		/* priorities are only looked at between rounds of callbacks, and
+		 * one round may serve every client: after a few clients, or a
+		 * millisecond, a readable kernel source gets its turn */
+		struct timeval slice = { 0, 1000 };
+		event_config_set_max_dispatch_interval(ecfg, &slice, 8, SOURCE_PRIORITY + 1);
+	}
 	d.base = ecfg ? event_base_new_with_config(ecfg) : NULL;
 	if (ecfg)
 		event_config_free(ecfg);
-	if (!d.base) {
+	/* kernel sources before clients: see SOURCE_PRIORITY in source.h */
+	if (!d.base || event_base_priority_init(d.base, SOURCE_PRIORITY + 2) < 0) {
 		log_err("cannot create the event loop");
 		goto out;
 	}

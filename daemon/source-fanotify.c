@@ -26,8 +26,13 @@
  * at that point of the stream (the cache is primed from them and invalidated
  * by them, in stream order); an event whose directory cannot be named is
  * never reported under a guess: the sink is told of the loss instead.  The
- * kernel queue keeps its default bound (fs.fanotify.max_queued_events): the
- * daemon takes no unbounded queue, and an overflow is always reported.
+ * kernel queue is FAN_UNLIMITED_QUEUE: its default bound of 16384 events
+ * overflowed whenever fanning a read out to many subscribers took longer
+ * than the writers needed to queue that many, and an overflow costs every
+ * subscriber, where the pool's own bound costs only the slow ones.  What the
+ * kernel holds for us is charged to the daemon's memory cgroup (MemoryMax=
+ * in the unit), the source is read before any client is served
+ * (SOURCE_PRIORITY), and an overflow, should one still come, is reported.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1327,7 +1332,7 @@ int source_fanotify_new(struct event_base *base, const struct source_sink *sink,
 	f->fd = f->epfd = f->mifd = -1;
 	f->interest = FSNOTE_EV_DEFAULT_MASK;
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
-		unsigned fl = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | tries[i];
+		unsigned fl = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | tries[i];
 		f->fd = fanotify_init(fl, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
 		if (f->fd >= 0) {
 			f->init_flags = fl;
@@ -1365,6 +1370,9 @@ int source_fanotify_new(struct event_base *base, const struct source_sink *sink,
 	f->nap = evtimer_new(base, on_nap_end, f);
 	if (!f->nap)
 		goto fail;
+	/* the kernel's queue first: see source.h */
+	(void)event_priority_set(f->ev, SOURCE_PRIORITY);
+	(void)event_priority_set(f->nap, SOURCE_PRIORITY);
 
 	f->epfd = epoll_create1(EPOLL_CLOEXEC);
 	f->mifd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);

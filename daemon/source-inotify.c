@@ -1651,6 +1651,11 @@ int source_inotify_new(struct event_base *base, const struct source_sink *sink, 
 	s->buf = malloc(READ_BUF);
 	s->ev = event_new(base, s->fd, EV_READ | EV_PERSIST, read_cb, s);
 	s->timer = evtimer_new(base, timer_cb, s);
+	/* the kernel's queue first: see source.h */
+	if (s->ev)
+		(void)event_priority_set(s->ev, SOURCE_PRIORITY);
+	if (s->timer)
+		(void)event_priority_set(s->timer, SOURCE_PRIORITY);
 	if (!s->buf || !s->ev || !s->timer || event_add(s->ev, NULL) < 0 || tables_grow(s) < 0) {
 		isrc_free(&s->pub);
 		return -ENOMEM;

@@ -27,6 +27,14 @@
 
 #include "pool.h"
 
+/* The libevent priority of a source's kernel reads.  The kernel's queue
+ * is bounded and its overflow costs every subscriber, while the pool's
+ * bound costs only the slow ones, so whenever a source is readable it goes
+ * before the work of serving clients.  The daemon initialises the base with
+ * SOURCE_PRIORITY + 2 priorities (clients get the default, the middle one);
+ * on a base without priorities the call fails harmlessly. */
+#define SOURCE_PRIORITY 0
+
 struct source_event {
 	uint32_t type;          /* FSNOTE_EV_* */
 	uint32_t flags;         /* FSNOTE_FLAG_IS_DIR, FSNOTE_FLAG_RENAMED ... */
