@@ -16,12 +16,35 @@ e2e_fail() { echo "FAIL: $*" >&2; [ -f "${E2E_TMP:-}/daemon.log" ] && tail -20 "
 e2e_pass() { echo "ok: $*"; E2E_PASSED=$((E2E_PASSED + 1)); }
 e2e_summary() { echo "$E2E_PASSED passed, 0 failed"; }
 
+# Runs a command as nobody.
+NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+
+# jq 1.6 -e judges only the last input's output, so "is there a record
+# such that..." over a file of records must be asked in one expression:
+# jqe [jq options] FILTER FILE...: some record makes FILTER output true.
+jqe() {
+    local opts=() slurp=""
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --arg | --argjson) opts+=("$1" "$2" "$3"); shift 3 ;;
+        -s) slurp=1; shift ;;
+        -*) opts+=("$1"); shift ;;
+        *) break ;;
+        esac
+    done
+    local filter=$1; shift
+    if [ -n "$slurp" ]; then
+        jq -e -s "${opts[@]}" "$filter" "$@"
+    else
+        jq -e -n "${opts[@]}" "[inputs | ($filter)] | any" "$@"
+    fi
+}
+
 # e2e_jq_any FILE FILTER [jq options]: does any record of FILE satisfy
-# FILTER?  (Not `jq -e 'select(...)' FILE`: jq 1.6 takes its exit status
-# from the last line only.)
+# FILTER?  (Not `jq -e 'select(...)' FILE`, for the reason above.)
 e2e_jq_any() {
     local file=$1 filter=$2; shift 2
-    jq -n -e "$@" "any(inputs; $filter)" "$file" >/dev/null 2>&1
+    jqe "$@" "$filter" "$file" >/dev/null 2>&1
 }
 
 e2e_require_root() {

@@ -13,28 +13,6 @@ set -euo pipefail
 e2e_require_root
 e2e_enter_namespace "$@"
 
-NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
-
-# jq 1.6 -e judges only the last input's output, so "is there a record
-# such that..." over a file of records must be asked in one expression:
-# jqe [jq options] FILTER FILE...: some record makes FILTER output true.
-jqe() {
-    local opts=() slurp=""
-    while [ $# -gt 0 ]; do
-        case $1 in
-        --arg | --argjson) opts+=("$1" "$2" "$3"); shift 3 ;;
-        -s) slurp=1; shift ;;
-        -*) opts+=("$1"); shift ;;
-        *) break ;;
-        esac
-    done
-    local filter=$1; shift
-    if [ -n "$slurp" ]; then
-        jq -e -s "${opts[@]}" "$filter" "$@"
-    else
-        jq -e -n "${opts[@]}" "[inputs | ($filter)] | any" "$@"
-    fi
-}
 
 T=$E2E_TMP/tree
 BG_PIDS=()
