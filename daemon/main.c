@@ -137,7 +137,7 @@ static int open_source(struct daemon *d, enum config_backend want)
 
 	sub_sink_init(d, &sink);
 	if (want != CONFIG_BACKEND_INOTIFY) {
-		r = source_fanotify_new(d->base, &sink, &d->primary);
+		r = source_fanotify_new(d->base, &sink, d->cfg.path_cache_entries, &d->primary);
 		if (r >= 0)
 			return 0;
 		if (want == CONFIG_BACKEND_FANOTIFY) {

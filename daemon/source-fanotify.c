@@ -1313,7 +1313,8 @@ static bool probe_mark(int fd, unsigned flags, uint64_t mask)
 	return fanotify_mark(fd, FAN_MARK_ADD | flags, mask, -1, NULL) < 0 && errno == EBADF;
 }
 
-int source_fanotify_new(struct event_base *base, const struct source_sink *sink, struct source **ret)
+int source_fanotify_new(struct event_base *base, const struct source_sink *sink,
+			size_t path_cache_entries, struct source **ret)
 {
 	static const unsigned tries[] = {
 		FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_REPORT_TARGET_FID,
@@ -1357,7 +1358,7 @@ int source_fanotify_new(struct event_base *base, const struct source_sink *sink,
 		fclose(q);
 	}
 
-	r = pathcache_new(PATHCACHE_DEFAULT_ENTRIES, &f->cache);
+	r = pathcache_new(path_cache_entries ? path_cache_entries : PATHCACHE_DEFAULT_ENTRIES, &f->cache);
 	if (r < 0)
 		goto fail;
 	r = -ENOMEM;

@@ -113,8 +113,10 @@ struct source {
 
 /* Each returns 0 or -errno (-EPERM without the needed capability, -ENOSYS
  * when the kernel lacks what the source needs). */
+/* @path_cache_entries bounds the fanotify source's handle-to-path cache
+ * (0: its default). */
 int source_fanotify_new(struct event_base *base, const struct source_sink *sink,
-			struct source **ret);
+			size_t path_cache_entries, struct source **ret);
 int source_inotify_new(struct event_base *base, const struct source_sink *sink,
 		       struct source **ret);
 

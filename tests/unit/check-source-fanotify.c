@@ -87,7 +87,7 @@ static void start(void)
 	n_recs = n_total = n_overflow = n_unmount = 0;
 	base = event_base_new();
 	ck_assert_ptr_nonnull(base);
-	ck_assert_int_eq(source_fanotify_new(base, &sink, &src), 0);
+	ck_assert_int_eq(source_fanotify_new(base, &sink, 0, &src), 0);
 	src->ops->set_interest(src, FSNOTE_EV_DEFAULT_MASK);
 }
 
@@ -649,7 +649,7 @@ int main(void)
 	{
 		struct event_base *b = event_base_new();
 		struct source *s = NULL;
-		int r = source_fanotify_new(b, &sink, &s);
+		int r = source_fanotify_new(b, &sink, 0, &s);
 		source_free(s);
 		event_base_free(b);
 		if (r == -ENOSYS || r == -EPERM) {
