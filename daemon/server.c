@@ -416,7 +416,7 @@ static void handle_request(struct client *c, const struct codec_record *rec, int
 		handle_status(c, req_id);
 		return;
 	case FSNOTE_REQ_INJECT: {
-		if (c->uid != 0) {
+		if (c->uid != 0 && c->uid != geteuid()) {
 			server_send_error(c, req_id, EPERM, "inject is for root only");
 			return;
 		}
@@ -774,7 +774,10 @@ int server_adopt(struct daemon *d, int fd, pid_t pid, uid_t uid, gid_t gid, cons
 	c->gid = gid;
 	c->pending_fd = -1;
 	c->acct = acct;
-	c->privileged = uid == 0 || in_group(d->cfg.privileged_gid, gid, groups, ngroups);
+	/* root, the privileged group, and the daemon's own user: a per-user
+	 * daemon sees nothing its owner could not see anyway */
+	c->privileged = uid == 0 || uid == geteuid() ||
+			in_group(d->cfg.privileged_gid, gid, groups, ngroups);
 	int r = access_cred_get(d->access, uid, gid, groups, ngroups, &c->cred);
 	c->in = evbuffer_new();
 	c->out = evbuffer_new();

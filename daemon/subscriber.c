@@ -1300,6 +1300,16 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		return -ENOMEM;
 	s->client = c;
 	s->privileged = c->privileged;
+	/* judging what another user may see means taking on that user's
+	 * credentials, which only a daemon running as root can do: a per-user
+	 * daemon says so instead of delivering nothing */
+	if (!s->privileged && geteuid() != 0) {
+		snprintf(err, errlen, "this fsnoted runs as uid %u and cannot check what uid %u may "
+				      "see: use the system daemon or one of your own",
+			 (unsigned)geteuid(), (unsigned)c->uid);
+		free(s);
+		return -EPERM;
+	}
 	r = parse_options(d, s, req, &since, &has_since, err, errlen);
 	if (r < 0)
 		goto fail;

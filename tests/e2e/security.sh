@@ -221,9 +221,44 @@ check_connection_limit() {
     e2e_pass "per-uid connection limit: '$msg'"
 }
 
+# A per-user daemon (no CAP_SYS_ADMIN: inotify): its owner gets events;
+# another user gets a clear refusal, since such a daemon cannot take on
+# another user's credentials to judge what that user may see.
+check_per_user_daemon() {
+    local u=$E2E_TMP/peruser
+    mkdir -p "$u/w" "$u/run"
+    chmod 755 "$E2E_TMP"
+    chown -R nobody:nogroup "$u"
+    local sock=$u/run/s
+    echo '{ "latency_ms": 0 }' > "$u/fsnoted.json"
+    "${NOBODY[@]}" "$FSNOTED" --foreground --socket "$sock" --config "$u/fsnoted.json" \
+        --log-level info 2> "$u/daemon.log" &
+    local dp=$!
+    for _ in $(seq 250); do [ -S "$sock" ] && break; sleep 0.02; done
+    [ -S "$sock" ] || e2e_fail "per-user daemon did not start: $(cat "$u/daemon.log")"
+    grep -q "backend inotify" "$u/daemon.log" || e2e_fail "per-user daemon is not on inotify: $(cat "$u/daemon.log")"
+    FSNOTE_SOCKET=$sock "${NOBODY[@]}" "$FSNOTECTL" watch --json --count 2 --timeout 5 "$u/w" \
+        > "$u/out" 2> "$u/err" &
+    local wp=$!
+    for _ in $(seq 250); do grep -q 'Watches established.' "$u/err" && break; sleep 0.02; done
+    "${NOBODY[@]}" mkdir "$u/w/d"
+    "${NOBODY[@]}" touch "$u/w/d/f"
+    wait $wp || e2e_fail "per-user daemon: its owner's watch failed: $(cat "$u/err")"
+    jqe --arg p "$u/w/d/f" '.type == "create" and .path == $p' "$u/out" > /dev/null ||
+        e2e_fail "per-user daemon: no event below a subdirectory for its owner: $(cat "$u/out")"
+    local msg rc=0
+    msg=$(FSNOTE_SOCKET=$sock setpriv --reuid=daemon --regid=daemon --clear-groups \
+        "$FSNOTECTL" watch --timeout 1 "$u/w" 2>&1) || rc=$?
+    [ "$rc" -eq 1 ] && echo "$msg" | grep -q 'cannot check what uid' ||
+        e2e_fail "per-user daemon: another user was not refused clearly (status $rc): $msg"
+    kill $dp; wait $dp || e2e_fail "per-user daemon did not exit cleanly"
+    e2e_pass "per-user daemon on inotify: events for its owner; another user refused: '$msg'"
+}
+
 check_hidden_names
 check_cannot_open
 check_pids
 check_system
 check_connection_limit
+check_per_user_daemon
 e2e_summary
