@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "access.h"
+#include "clock.h"
 #include "codec.h"
 #include "config.h"
 #include "pool.h"
@@ -172,13 +173,14 @@ bool sub_drain_client(struct client *c, size_t high_water);
  * the ring (the flush barrier). */
 void sub_drain_all(struct sub *s);
 void sub_sink_init(struct daemon *d, struct source_sink *sink);
+/* Reads, synchronously, what every source's kernel queue holds into the
+ * pool (the barrier before a flush reply or a new subscription). */
+void sub_flush_sources(struct daemon *d);
 int sub_inject(struct daemon *d, const struct codec_record *req, uint64_t *ret_id);
 void sub_status(struct daemon *d, const struct client *asker, json_t *root);
 void sub_ring_dropped(struct ring *r, void *owner);
 /* A mountwatch callback: mount and unmount records for those who asked. */
 void sub_mount_event(void *ctx, bool attached, const char *point, uint64_t dev, const char *fstype);
-uint64_t now_mono_ns(void);
-uint64_t now_real_ns(void);
 
 /* server.c */
 int server_listen(struct daemon *d, const char *path);

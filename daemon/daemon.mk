@@ -5,7 +5,7 @@
 # The mount table reader and the exclude matcher are shared by the core and
 # the sources, so they are a library of their own, last in the link order.
 noinst_LIBRARIES += daemon/libmountinfo.a
-daemon_libmountinfo_a_SOURCES = daemon/mountinfo.c daemon/mountinfo.h daemon/exclude.c daemon/exclude.h
+daemon_libmountinfo_a_SOURCES = daemon/mountinfo.c daemon/mountinfo.h daemon/exclude.c daemon/exclude.h daemon/clock.h
 
 noinst_LIBRARIES += daemon/libcore.a
 daemon_libcore_a_SOURCES = \

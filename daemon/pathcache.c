@@ -44,7 +44,7 @@ struct pathcache {
 	uint64_t hits, misses, evictions, invalidations, stale_drops;
 };
 
-static uint64_t hash_key(uint64_t fs, const void *handle, size_t len)
+uint64_t pathcache_hash(uint64_t fs, const void *handle, size_t len)
 {
 	const unsigned char *p = handle;
 	uint64_t h = 0xcbf29ce484222325ull;
@@ -172,7 +172,7 @@ static bool still_valid(struct pathcache *c, struct entry *e)
 const char *pathcache_lookup(struct pathcache *c, uint64_t fs, const void *handle, size_t handle_len,
 			     size_t *ret_len)
 {
-	uint64_t h = hash_key(fs, handle, handle_len);
+	uint64_t h = pathcache_hash(fs, handle, handle_len);
 	struct entry *e = find(c, fs, handle, handle_len, h);
 
 	if (e && !still_valid(c, e)) {
@@ -199,7 +199,7 @@ int pathcache_insert(struct pathcache *c, uint64_t fs, const void *handle, size_
 {
 	if (handle_len == 0 || handle_len > PATHCACHE_HANDLE_MAX || path_len > UINT32_MAX - 1)
 		return -EINVAL;
-	uint64_t h = hash_key(fs, handle, handle_len);
+	uint64_t h = pathcache_hash(fs, handle, handle_len);
 	struct entry *old = find(c, fs, handle, handle_len, h);
 	if (old)
 		entry_remove(c, old);
@@ -227,7 +227,7 @@ int pathcache_insert(struct pathcache *c, uint64_t fs, const void *handle, size_
 
 void pathcache_forget(struct pathcache *c, uint64_t fs, const void *handle, size_t handle_len)
 {
-	struct entry *e = find(c, fs, handle, handle_len, hash_key(fs, handle, handle_len));
+	struct entry *e = find(c, fs, handle, handle_len, pathcache_hash(fs, handle, handle_len));
 	if (e)
 		entry_remove(c, e);
 }

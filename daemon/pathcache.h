@@ -60,5 +60,8 @@ void pathcache_invalidate_tree(struct pathcache *c, uint64_t fs, const char *pat
 /* Drops every entry of @fs (unmount, last watch gone). */
 void pathcache_drop_fs(struct pathcache *c, uint64_t fs);
 void pathcache_get_stats(const struct pathcache *c, struct pathcache_stats *ret);
+/* The hash the cache keys (filesystem, handle) with; for other tables
+ * keyed the same way. */
+uint64_t pathcache_hash(uint64_t fs, const void *handle, size_t len);
 
 #endif

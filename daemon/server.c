@@ -439,10 +439,7 @@ static void handle_request(struct client *c, const struct codec_record *rec, int
 			return;
 		}
 		/* read everything the kernel queued before this request... */
-		if (d->primary)
-			(void)d->primary->ops->flush(d->primary);
-		if (d->fallback)
-			(void)d->fallback->ops->flush(d->fallback);
+		sub_flush_sources(d);
 		/* ...and put it ahead of the reply; @s may end while draining */
 		id = pool_current_id(d->pool);
 		if (sub_find(c, sub_id))
@@ -599,8 +596,10 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		uint64_t offset = c->in_offset;
 		if (n > 0 && evbuffer_add(c->in, chunk, (size_t)n) < 0) {
+			/* a descriptor that came is parked on the client, which
+			 * closes it when it goes */
 			if (msg.msg_controllen > 0)
-				(void)take_cmsgs(c, &msg, offset); /* closes what came */
+				(void)take_cmsgs(c, &msg, offset);
 			client_kill(c, ENOMEM, "out of memory");
 			return;
 		}

@@ -46,9 +46,9 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fsnote-protocol.h"
 #include "mountinfo.h"
 #include "pathcache.h"
@@ -334,13 +334,6 @@ static int clone_mount_root(int dirfd)
 
 /* --- resolving handles ----------------------------------------------------- */
 
-static uint64_t now_realtime_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Writes the source-space path of the directory open at @dfd (opened
  * through @fs's clone) to @out.  Returns its length, or -ENOENT when the
  * directory is deleted (then *ret_deleted and the last path are given, for
@@ -425,10 +418,23 @@ static int resolve_dir(struct fan *f, struct fan_fs *fs, const struct fid_info *
 	return r;
 }
 
+/* What is there now at @rel below @dirfd ("" for @dirfd itself), not
+ * following a last symlink; ret->valid false when nothing is. */
+static void stat_at(int dirfd, const char *rel, struct pool_stat *ret)
+{
+	struct statx stx;
+
+	*ret = (struct pool_stat){ .valid = false };
+	if (statx(dirfd, rel, AT_SYMLINK_NOFOLLOW | (rel[0] ? 0 : AT_EMPTY_PATH),
+		  STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO, &stx) < 0)
+		return;
+	*ret = (struct pool_stat){ .valid = true, .ino = stx.stx_ino, .mode = stx.stx_mode,
+				   .uid = stx.stx_uid, .gid = stx.stx_gid };
+}
+
 /* What is there now at source-space @path, seen through the clone. */
 static void stat_path(struct fan_fs *fs, const char *path, struct pool_stat *ret)
 {
-	struct statx stx;
 	const char *rel;
 
 	*ret = (struct pool_stat){ .valid = false };
@@ -439,11 +445,7 @@ static void stat_path(struct fan_fs *fs, const char *path, struct pool_stat *ret
 		path += fs->prefix_len;
 	}
 	rel = path[0] == '/' ? path + 1 : path;
-	if (statx(fs->mntfd, rel, AT_SYMLINK_NOFOLLOW | (rel[0] ? 0 : AT_EMPTY_PATH),
-		  STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO, &stx) < 0)
-		return;
-	*ret = (struct pool_stat){ .valid = true, .ino = stx.stx_ino, .mode = stx.stx_mode,
-				   .uid = stx.stx_uid, .gid = stx.stx_gid };
+	stat_at(fs->mntfd, rel, ret);
 }
 
 /* An O_PATH descriptor of the directory @fid names, from the slot cache
@@ -453,13 +455,10 @@ static void stat_path(struct fan_fs *fs, const char *path, struct pool_stat *ret
 static int dir_fd(struct fan *f, struct fan_fs *fs, const struct fid_info *fid)
 {
 	const unsigned char *key = fid->handle + sizeof(unsigned int);
-	uint64_t h = 1469598103934665603ull ^ fs->dev;
 
 	if (fid->key_len > sizeof(f->dirfds[0].key) || fs->mntfd < 0)
 		return -1;
-	for (size_t i = 0; i < fid->key_len; i++)
-		h = (h ^ key[i]) * 1099511628211ull;
-	struct dirfd_slot *sl = &f->dirfds[h % DIRFD_SLOTS];
+	struct dirfd_slot *sl = &f->dirfds[pathcache_hash(fs->dev, key, fid->key_len) % DIRFD_SLOTS];
 	if (sl->fd >= 0 && sl->dev == fs->dev && sl->key_len == fid->key_len &&
 	    memcmp(sl->key, key, fid->key_len) == 0)
 		return sl->fd;
@@ -481,7 +480,6 @@ static int dir_fd(struct fan *f, struct fan_fs *fs, const struct fid_info *fid)
 static void stat_entry(struct fan *f, struct fan_fs *fs, const struct fid_info *fid, const char *name,
 		       size_t name_len, const char *path, struct pool_stat *ret)
 {
-	struct statx stx;
 	char nm[NAME_MAX + 1];
 	int dfd = dir_fd(f, fs, fid);
 
@@ -493,12 +491,7 @@ static void stat_entry(struct fan *f, struct fan_fs *fs, const struct fid_info *
 		memcpy(nm, name, name_len);
 		nm[name_len] = '\0';
 	}
-	*ret = (struct pool_stat){ .valid = false };
-	if (statx(dfd, name ? nm : "", AT_SYMLINK_NOFOLLOW | (name ? 0 : AT_EMPTY_PATH),
-		  STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_INO, &stx) < 0)
-		return;
-	*ret = (struct pool_stat){ .valid = true, .ino = stx.stx_ino, .mode = stx.stx_mode,
-				   .uid = stx.stx_uid, .gid = stx.stx_gid };
+	stat_at(dfd, name ? nm : "", ret);
 }
 
 /* @dir + "/" + @name into @out; returns the length or -ENAMETOOLONG. */
@@ -859,7 +852,7 @@ static ssize_t read_batch(struct fan *f)
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 	f->reads++;
-	uint64_t now = now_realtime_ns();
+	uint64_t now = now_real_ns();
 	const unsigned char *p = f->buf;
 	size_t left = (size_t)n;
 	while (left >= sizeof(struct fanotify_event_metadata)) {
@@ -896,13 +889,6 @@ static int drain(struct fan *f, unsigned max_reads)
 	return r;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void nap(struct fan *f)
 {
 	struct timeval tv = { 0, NAP_US };
@@ -917,7 +903,7 @@ static void nap(struct fan *f)
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct fan *f = arg;
-	uint64_t now = mono_ns();
+	uint64_t now = now_mono_ns();
 	bool busy = now - f->last_wake_ns < BUSY_GAP_NS;
 
 	f->last_wake_ns = now;
@@ -937,7 +923,7 @@ static void on_nap_end(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	f->napping = false;
-	f->last_wake_ns = mono_ns();
+	f->last_wake_ns = now_mono_ns();
 	event_add(f->ev, NULL);
 }
 

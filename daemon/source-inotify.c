@@ -38,9 +38,9 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "exclude.h"
 #include "fsnote-protocol.h"
 #include "mountinfo.h"
@@ -125,13 +125,6 @@ struct isrc {
 	uint64_t events_read, overflows, watch_errors, skipped, unmounts;
 	char path[PATH_BUF], path2[PATH_BUF];
 };
-
-static uint64_t now_real(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* --- node tables ---------------------------------------------------------- */
 
@@ -706,7 +699,7 @@ static struct node *node_get(struct isrc *s, int wd, const struct stat *st, stru
 	struct node *old = parent ? name_find(s, parent, name, nl) : NULL;
 	if (old && old != n) {
 		/* the name now holds another directory: the old one is gone */
-		remove_subtree(s, old, 1, now_real());
+		remove_subtree(s, old, 1, now_real_ns());
 	}
 	if (!n)
 		return node_new(s, wd, st, parent, name, nl);
@@ -1290,7 +1283,7 @@ static int read_some(struct isrc *s, unsigned max_reads)
 		if (n == 0)
 			return 0;
 		s->read_seq++;
-		uint64_t now = now_real();
+		uint64_t now = now_real_ns();
 		for (size_t off = 0; off + sizeof(struct inotify_event) <= (size_t)n;) {
 			const struct inotify_event *e = (const void *)(s->buf + off);
 			size_t sz = sizeof(*e) + e->len;
@@ -1460,7 +1453,7 @@ static int isrc_watch(struct source *src, int dirfd, const char *path, uint32_t 
 	size_t before = s->n_nodes;
 	uint8_t one = 1;
 	struct node *top = NULL;
-	int r = walk_tree(s, fd, NULL, NULL, root_path, plen, &w, &one, 1, false, false, now_real(),
+	int r = walk_tree(s, fd, NULL, NULL, root_path, plen, &w, &one, 1, false, false, now_real_ns(),
 			  &top);
 	if (r >= 0 && !top)
 		r = -ENOENT; /* the root itself vanished under us */

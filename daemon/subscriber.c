@@ -27,7 +27,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -38,20 +37,6 @@
 #include "mountwatch.h"
 
 #define EVENT_FRAME_MAX (3 * FSNOTE_PATH_MAX + 512)
-
-uint64_t now_mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t now_real_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* --- the per-filesystem index ------------------------------------------ */
 
@@ -685,6 +670,14 @@ static void sink_watch_error(void *ctx, struct source_watch *w, int error)
 			}
 		}
 	}
+}
+
+void sub_flush_sources(struct daemon *d)
+{
+	if (d->primary)
+		(void)d->primary->ops->flush(d->primary);
+	if (d->fallback)
+		(void)d->fallback->ops->flush(d->fallback);
 }
 
 void sub_sink_init(struct daemon *d, struct source_sink *sink)
@@ -1398,10 +1391,7 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 	 * belongs in the history (a resume is answered from there), not in the
 	 * new subscription's live stream, so it is read before the
 	 * subscription is linked */
-	if (d->primary)
-		(void)d->primary->ops->flush(d->primary);
-	if (d->fallback)
-		(void)d->fallback->ops->flush(d->fallback);
+	sub_flush_sources(d);
 	for (size_t i = 0; i < s->n_anchors; i++) {
 		r = anchor_link(d, &s->anchors[i]);
 		if (r < 0) {
