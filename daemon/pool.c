@@ -210,6 +210,16 @@ struct pool *pool_free(struct pool *p)
 	return NULL;
 }
 
+/* Two names of one directory object: never merge events of a directory
+ * that was replaced by another at the same path. */
+static bool dirid_equal(const struct pool_dirid *a, const struct pool_dirid *b)
+{
+	size_t alen = a->bytes ? a->len : 0, blen = b->bytes ? b->len : 0;
+
+	return a->ino == b->ino && a->self == b->self && alen == blen &&
+	       (alen == 0 || (a->type == b->type && memcmp(a->bytes, b->bytes, alen) == 0));
+}
+
 static bool mergeable(const struct pool *p, const struct pool_event *ev,
 		      const struct pool_event_init *in, uint64_t now_ns)
 {
@@ -218,7 +228,7 @@ static bool mergeable(const struct pool *p, const struct pool_event *ev,
 	       ev->pid == in->pid && ev->actor_uid == in->actor_uid && ev->dev == in->dev &&
 	       !in->dest && !ev->dest && now_ns >= ev->mono_ns &&
 	       now_ns - ev->mono_ns <= p->lim.coalesce_ns && ev->path_len == in->path_len &&
-	       memcmp(ev->path, in->path, in->path_len) == 0;
+	       memcmp(ev->path, in->path, in->path_len) == 0 && dirid_equal(&ev->dir, &in->dir);
 }
 
 int pool_add(struct pool *p, const struct pool_event_init *init, uint64_t now_ns,
@@ -240,8 +250,10 @@ int pool_add(struct pool *p, const struct pool_event_init *init, uint64_t now_ns
 	if (p->current_id == UINT64_MAX)
 		return -EOVERFLOW;
 
+	size_t dir_len = init->dir.bytes ? init->dir.len : 0;
+	size_t ddir_len = init->dest && init->dest_dir.bytes ? init->dest_dir.len : 0;
 	size_t size = offsetof(struct pool_event, data) + path_len + 1 +
-		      (init->dest ? init->dest_len + 1 : 0);
+		      (init->dest ? init->dest_len + 1 : 0) + dir_len + ddir_len;
 	size_t charge = chunk_size(size);
 	if (charge > p->lim.max_bytes || p->lim.max_events == 0)
 		return -ENOMEM;
@@ -277,6 +289,21 @@ int pool_add(struct pool *p, const struct pool_event_init *init, uint64_t now_ns
 		d[init->dest_len] = '\0';
 		ev->dest = d;
 		ev->dest_len = (uint16_t)init->dest_len;
+	}
+	/* the handles follow the strings, unaligned bytes */
+	unsigned char *hp = (unsigned char *)ev->data + path_len + 1 +
+			    (init->dest ? init->dest_len + 1 : 0);
+	ev->dir = init->dir;
+	ev->dir.len = (uint8_t)dir_len;
+	ev->dir.bytes = dir_len ? hp : NULL;
+	if (dir_len)
+		memcpy(hp, init->dir.bytes, dir_len);
+	if (init->dest) {
+		ev->dest_dir = init->dest_dir;
+		ev->dest_dir.len = (uint8_t)ddir_len;
+		ev->dest_dir.bytes = ddir_len ? hp + dir_len : NULL;
+		if (ddir_len)
+			memcpy(hp + dir_len, init->dest_dir.bytes, ddir_len);
 	}
 	if (p->newest)
 		p->newest->next = ev;

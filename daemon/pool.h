@@ -33,6 +33,25 @@ struct pool_stat {
 	uint32_t mode, uid, gid;
 };
 
+/* The directory object an event happened in, as the kernel named it: the
+ * fanotify record's directory file handle, or the inotify watch's own
+ * directory (its handle taken when the watch was added).  Permission checks
+ * judge this object and never a path walked again later, because a path
+ * can be deleted and recreated between the event and the check.  @self
+ * says the event is about the directory itself (its attributes, its own
+ * deletion), not about an entry in it.  @len 0: no handle is known (the
+ * filesystem cannot make one); @ino still names the object while the
+ * source holds a watch on it.  In a pool event @bytes points into the
+ * event's own data. */
+#define POOL_HANDLE_MAX 128             /* MAX_HANDLE_SZ */
+struct pool_dirid {
+	uint64_t ino;                   /* 0 if unknown */
+	int32_t type;                   /* struct file_handle's handle_type */
+	uint8_t len;                    /* bytes of handle, 0 if none */
+	bool self;
+	const unsigned char *bytes;
+};
+
 /* One event.  Fields are read-only after pool_add() except where noted. */
 struct pool_event {
 	uint64_t id;
@@ -48,6 +67,8 @@ struct pool_event {
 	uint64_t mono_ns;               /* CLOCK_MONOTONIC at insertion (coalescing) */
 	uint64_t dev;                   /* filesystem (st_dev), 0 for none */
 	struct pool_stat st, dest_st;
+	struct pool_dirid dir;          /* where @path's entry lives (or the directory itself) */
+	struct pool_dirid dest_dir;     /* where @dest's entry lives; len 0 and ino 0 unless rename */
 	uint64_t sub_gen;               /* pool subscription generation at insertion */
 	bool delivered;                 /* some ring has handed it out */
 	uint32_t bytes;                 /* what it is charged against the byte bound */
@@ -68,6 +89,7 @@ struct pool_event_init {
 	const char *dest;               /* NULL unless rename */
 	size_t dest_len;
 	struct pool_stat st, dest_st;
+	struct pool_dirid dir, dest_dir; /* bytes borrowed, copied by pool_add() */
 };
 
 struct pool_limits {
