@@ -2,9 +2,9 @@
 /*
  * access.c - per-event permission checks, made by the kernel (see access.h).
  *
- * Invariant: outside access_may_see() the thread always runs with the
- * daemon's own fsuid, fsgid and groups; every path out of the credential
- * switch restores them.  The daemon is single-threaded; the raw system calls
+ * Invariant: outside judge() the thread always runs with the daemon's own
+ * fsuid, fsgid and groups; every path out of the credential switch restores
+ * them.  The daemon is single-threaded; the raw system calls
  * are used anyway because glibc's wrappers would change every thread.
  */
 #include "access.h"
@@ -22,12 +22,18 @@
 
 #include "fsnote-protocol.h"
 
+/* One cached verdict.  The key is (credential set, root, directory
+ * identity, whether the event was about the directory itself); @key holds
+ * the identity bytes (handle, else inode), owned. */
 struct cache_slot {
 	uint64_t hash;
 	uint64_t gen;
-	uint32_t cred_id;
-	bool allowed;
-	char *dir;              /* owned */
+	uint32_t cred_id, root_id;
+	uint8_t verdict;
+	bool self;
+	int32_t htype;
+	uint16_t key_len;
+	unsigned char *key;
 };
 
 #define PID_SLOTS 64
@@ -42,13 +48,13 @@ struct access {
 	struct cache_slot *slots;
 	size_t nslots;
 	uint64_t gen;
-	uint32_t next_cred_id;
+	uint32_t next_cred_id, next_root_id;
 	struct access_cred *creds;
 	gid_t *own_groups;
 	int own_ngroups;
 	uid_t own_fsuid;
 	gid_t own_fsgid;
-	uint64_t hits, misses, denied, errors;
+	uint64_t hits, misses, denied, unverifiable;
 	struct pid_slot pids[PID_SLOTS];
 };
 
@@ -63,6 +69,7 @@ int access_new(size_t cache_entries, struct access **ret)
 	a->slots = calloc(a->nslots, sizeof(*a->slots));
 	a->gen = 1;
 	a->next_cred_id = 1;
+	a->next_root_id = 1;
 	a->own_fsuid = geteuid();
 	a->own_fsgid = getegid();
 	int n = getgroups(0, NULL);
@@ -85,7 +92,7 @@ struct access *access_free(struct access *a)
 	if (!a)
 		return NULL;
 	for (size_t i = 0; i < a->nslots; i++)
-		free(a->slots[i].dir);
+		free(a->slots[i].key);
 	free(a->slots);
 	while (a->creds) {
 		struct access_cred *c = a->creds;
@@ -156,14 +163,58 @@ void access_cred_put(struct access *a, struct access_cred *c)
 	free(c);
 }
 
-static uint64_t hash_dir(const char *s, size_t len, uint32_t cred_id)
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t len)
 {
-	uint64_t h = 1469598103934665603ull ^ cred_id;
+	const unsigned char *b = p;
+
 	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
+		h ^= b[i];
 		h *= 1099511628211ull;
 	}
 	return h;
+}
+
+int access_root_new(struct access *a, int dirfd, const char *path, struct access_root **ret)
+{
+	struct stat st;
+
+	if (fstat(dirfd, &st) < 0)
+		return -errno;
+	struct access_root *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->path = strdup(path);
+	if (!r->path) {
+		free(r);
+		return -ENOMEM;
+	}
+	r->id = a->next_root_id++;
+	if (a->next_root_id == 0)
+		a->next_root_id = 1;
+	r->dev = (uint64_t)st.st_dev;
+	r->ino = (uint64_t)st.st_ino;
+	union {
+		struct file_handle fh;
+		unsigned char buf[sizeof(struct file_handle) + POOL_HANDLE_MAX];
+	} u = { .fh.handle_bytes = POOL_HANDLE_MAX };
+	int mnt;
+	if (name_to_handle_at(dirfd, "", &u.fh, &mnt, AT_EMPTY_PATH) == 0 &&
+	    u.fh.handle_bytes <= POOL_HANDLE_MAX) {
+		r->htype = u.fh.handle_type;
+		r->hlen = (uint8_t)u.fh.handle_bytes;
+		memcpy(r->handle, u.fh.f_handle, r->hlen);
+	}
+	*ret = r;
+	return 0;
+}
+
+struct access_root *access_root_free(struct access_root *r)
+{
+	if (r) {
+		free(r->path);
+		free(r);
+	}
+	return NULL;
 }
 
 /* Takes the subscriber's credentials.  Returns 0 or -errno; on error the
@@ -241,81 +292,178 @@ static int open_beneath(int rootfd, const char *rel)
 	return cur == rootfd ? -1 : cur;
 }
 
-/* The kernel's verdict; false on any error. */
-static bool ask_kernel(struct access *a, const struct access_cred *c, const char *root,
-		       uint64_t root_dev, uint64_t root_ino, const char *dir, size_t dir_len)
+/* Is the object open at @fd the one the kernel named?  By handle when
+ * both sides have one, else by inode (the source's watch pins it). */
+static bool same_object(int fd, int32_t htype, const unsigned char *handle, size_t hlen,
+			uint64_t ino)
 {
-	size_t root_len = strlen(root);
-	char rel[FSNOTE_PATH_MAX];
-	struct stat st;
-	bool ok = false;
-
-	/* @dir is @root or below it: the relative part is what follows */
-	if (dir_len < root_len || memcmp(dir, root, root_len) != 0)
-		return false;
-	const char *tail = dir + root_len;
-	size_t tail_len = dir_len - root_len;
-	if (root_len > 1) {
-		if (tail_len > 0 && tail[0] != '/')
+	if (hlen) {
+		union {
+			struct file_handle fh;
+			unsigned char buf[sizeof(struct file_handle) + POOL_HANDLE_MAX];
+		} u = { .fh.handle_bytes = POOL_HANDLE_MAX };
+		int mnt;
+		if (name_to_handle_at(fd, "", &u.fh, &mnt, AT_EMPTY_PATH) < 0)
 			return false;
+		return u.fh.handle_type == htype && u.fh.handle_bytes == hlen &&
+		       memcmp(u.fh.f_handle, handle, hlen) == 0;
 	}
-	while (tail_len > 0 && tail[0] == '/') {
-		tail++;
-		tail_len--;
-	}
-	if (tail_len + 1 > sizeof(rel))
-		return false;
-	memcpy(rel, tail, tail_len);
-	rel[tail_len] = '\0';
-
-	/* The root is opened with the daemon's credentials (the subscriber
-	 * proved it could open it when it subscribed) and must still be the
-	 * directory it subscribed to. */
-	int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (rootfd < 0)
-		return false;
-	if (fstat(rootfd, &st) < 0 || (uint64_t)st.st_dev != root_dev || (uint64_t)st.st_ino != root_ino) {
-		close(rootfd);
-		return false;
-	}
-	if (become(a, c) < 0) {
-		close(rootfd);
-		return false;
-	}
-	int dirfd = rootfd;
-	if (tail_len > 0)
-		dirfd = open_beneath(rootfd, rel);
-	if (dirfd >= 0)
-		ok = syscall(SYS_faccessat2, dirfd, "", X_OK, AT_EACCESS | AT_EMPTY_PATH) == 0;
-	unbecome(a);
-	if (dirfd >= 0 && dirfd != rootfd)
-		close(dirfd);
-	close(rootfd);
-	return ok;
+	struct stat st;
+	return ino != 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_ino == ino;
 }
 
-bool access_may_see(struct access *a, const struct access_cred *c, const char *root,
-		    uint64_t root_dev, uint64_t root_ino, const char *dir, size_t dir_len)
+/* The root, opened with the daemon's credentials, if it is still the
+ * object the subscriber opened; else -1. */
+static int open_root(const struct access_root *root)
 {
-	uint64_t h = hash_dir(dir, dir_len, c->id);
+	struct stat st;
+	int fd = open(root->path, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return -1;
+	bool ok = fstat(fd, &st) == 0 && (uint64_t)st.st_dev == root->dev &&
+		  (uint64_t)st.st_ino == root->ino &&
+		  (!root->hlen || same_object(fd, root->htype, root->handle, root->hlen, 0));
+	if (!ok) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Copies @rel (no leading '/') into @buf as a C string; false if too long. */
+static bool rel_copy(const char *rel, size_t len, char *buf, size_t cap)
+{
+	while (len > 0 && rel[0] == '/') {
+		rel++;
+		len--;
+	}
+	if (len + 1 > cap || memchr(rel, '\0', len))
+		return false;
+	memcpy(buf, rel, len);
+	buf[len] = '\0';
+	return true;
+}
+
+/* Walks to @rel below the root as the subscriber and judges what it finds.
+ * @dir NULL: no identity to compare (access_judge_path). */
+static int judge(struct access *a, const struct access_cred *c, const struct access_root *root,
+		 const struct pool_dirid *dir, const char *rel, size_t rel_len)
+{
+	char buf[FSNOTE_PATH_MAX];
+	bool self = dir && dir->self;
+
+	if (!rel_copy(rel, rel_len, buf, sizeof(buf)))
+		return ACCESS_DENIED;
+	if (self && buf[0] == '\0')
+		return ACCESS_ALLOWED; /* the root itself: the subscriber opened it */
+
+	/* for an event about a directory itself, the name lives in its parent */
+	const char *last = NULL;
+	if (self) {
+		char *slash = strrchr(buf, '/');
+		if (slash) {
+			*slash = '\0';
+			last = slash + 1;
+		} else {
+			last = buf;
+		}
+		if (*last == '\0' || strcmp(last, ".") == 0 || strcmp(last, "..") == 0)
+			return ACCESS_DENIED;
+	}
+	const char *parent = last == buf ? "" : buf;
+
+	int rootfd = open_root(root);
+	if (rootfd < 0)
+		return ACCESS_UNVERIFIABLE; /* the root is gone or was replaced */
+	if (become(a, c) < 0) {
+		close(rootfd);
+		return ACCESS_DENIED;
+	}
+	int verdict = ACCESS_DENIED;
+	int dfd = parent[0] ? open_beneath(rootfd, parent) : rootfd;
+	int err = dfd < 0 ? errno : 0;
+	int ofd = -1;
+	if (dfd >= 0 && last) {
+		ofd = openat(dfd, last, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		err = ofd < 0 ? errno : 0;
+	}
+	if (dfd >= 0 && (!last || ofd >= 0)) {
+		int obj = last ? ofd : dfd;
+		bool same = !dir || same_object(obj, dir->type, dir->bytes, dir->bytes ? dir->len : 0,
+						dir->ino);
+		if (!same)
+			verdict = ACCESS_UNVERIFIABLE;
+		else if (syscall(SYS_faccessat2, dfd, "", R_OK | X_OK, AT_EACCESS | AT_EMPTY_PATH) == 0)
+			verdict = ACCESS_ALLOWED;
+	} else if (err != EACCES && err != EPERM) {
+		/* nothing there, or something else: the path no longer leads
+		 * to what the kernel named */
+		verdict = dir ? ACCESS_UNVERIFIABLE : ACCESS_DENIED;
+	}
+	unbecome(a);
+	if (ofd >= 0)
+		close(ofd);
+	if (dfd >= 0 && dfd != rootfd)
+		close(dfd);
+	close(rootfd);
+	return verdict;
+}
+
+int access_judge(struct access *a, const struct access_cred *c, const struct access_root *root,
+		 const struct pool_dirid *dir, const char *rel, size_t rel_len)
+{
+	uint8_t ino_key[sizeof(uint64_t)];
+	const unsigned char *key = dir->bytes;
+	size_t key_len = dir->bytes ? dir->len : 0;
+
+	if (key_len == 0) {
+		if (dir->ino == 0)
+			return ACCESS_UNVERIFIABLE; /* nothing names the directory */
+		memcpy(ino_key, &dir->ino, sizeof(ino_key));
+		key = ino_key;
+		key_len = sizeof(ino_key);
+	}
+	int32_t htype = dir->bytes && dir->len ? dir->type : -1;
+	uint64_t h = 1469598103934665603ull;
+	h = hash_bytes(h, &c->id, sizeof(c->id));
+	h = hash_bytes(h, &root->id, sizeof(root->id));
+	h = hash_bytes(h, &htype, sizeof(htype));
+	h = hash_bytes(h, &dir->self, sizeof(dir->self));
+	h = hash_bytes(h, key, key_len);
 	struct cache_slot *s = &a->slots[h % a->nslots];
 
-	if (s->dir && s->gen == a->gen && s->hash == h && s->cred_id == c->id &&
-	    strlen(s->dir) == dir_len && memcmp(s->dir, dir, dir_len) == 0) {
+	if (s->key && s->gen == a->gen && s->hash == h && s->cred_id == c->id &&
+	    s->root_id == root->id && s->self == dir->self && s->htype == htype &&
+	    s->key_len == key_len && memcmp(s->key, key, key_len) == 0) {
 		a->hits++;
-		return s->allowed;
+		return s->verdict;
 	}
 	a->misses++;
-	bool allowed = ask_kernel(a, c, root, root_dev, root_ino, dir, dir_len);
-	if (!allowed)
+	int verdict = judge(a, c, root, dir, rel, rel_len);
+	if (verdict == ACCESS_DENIED)
 		a->denied++;
-	char *copy = strndup(dir, dir_len);
-	if (copy) {
-		free(s->dir);
-		*s = (struct cache_slot){ .hash = h, .gen = a->gen, .cred_id = c->id,
-					  .allowed = allowed, .dir = copy };
+	if (verdict == ACCESS_UNVERIFIABLE) {
+		a->unverifiable++;
+		return verdict; /* never cached: only a verdict on the object itself is */
 	}
-	return allowed;
+	unsigned char *copy = malloc(key_len);
+	if (copy) {
+		memcpy(copy, key, key_len);
+		free(s->key);
+		*s = (struct cache_slot){ .hash = h, .gen = a->gen, .cred_id = c->id,
+					  .root_id = root->id, .verdict = (uint8_t)verdict,
+					  .self = dir->self, .htype = htype,
+					  .key_len = (uint16_t)key_len, .key = copy };
+	}
+	return verdict;
+}
+
+int access_judge_path(struct access *a, const struct access_cred *c, const struct access_root *root,
+		      const char *rel, size_t rel_len)
+{
+	a->misses++;
+	return judge(a, c, root, NULL, rel, rel_len);
 }
 
 void access_invalidate(struct access *a)
@@ -354,8 +502,9 @@ void access_status(const struct access *a, json_t *obj)
 {
 	uint64_t total = a->hits + a->misses;
 	json_object_set_new(obj, "access_cache",
-			    json_pack("{s:I,s:I,s:I,s:I,s:f}", "entries", (json_int_t)a->nslots,
+			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:f}", "entries", (json_int_t)a->nslots,
 				      "hits", (json_int_t)a->hits, "misses", (json_int_t)a->misses,
-				      "denied", (json_int_t)a->denied, "hit_rate",
+				      "denied", (json_int_t)a->denied, "unverifiable",
+				      (json_int_t)a->unverifiable, "hit_rate",
 				      total ? (double)a->hits / (double)total : 0.0));
 }

@@ -1,16 +1,30 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * access.h - may this subscriber see a name in that directory?
+ * access.h - may this subscriber learn a name in that directory?
  *
- * The kernel decides, not us: the daemon's thread briefly takes the
- * subscriber's fsuid, fsgid and supplementary groups (raw per-thread system
- * calls), walks from the subscription root to the directory without
- * following symlinks and asks for search permission on the directory itself,
- * then takes its own credentials back.  Mode bits, ACLs and LSMs all count
- * exactly as they would for the subscriber.  Verdicts are cached per
- * (directory, credential set) in a bounded table; a change to any
- * directory's attributes, name or existence makes every cached verdict stale
- * (a generation bump), which is coarse but never wrong.  Any error denies.
+ * The rule: an unprivileged subscriber learns the name (and attributes) of
+ * an entry only if, for the directory object the kernel reported the event
+ * in, it has read and search permission on that directory and search
+ * permission on every directory from its subscription root down to it.
+ *
+ * The directory is the object the kernel named (struct pool_dirid: its file
+ * handle, or its inode while a watch pins it), never a path string: a path
+ * can be deleted and recreated by another user between the event and the
+ * check.  So the checker walks from the root to where the event placed the
+ * directory, with the subscriber's own fsuid, fsgid and groups (raw
+ * per-thread system calls, so mode bits, ACLs and LSMs count exactly as for
+ * the subscriber), and then compares what the walk reached with the
+ * kernel's identity.  Only when they are the same object does it ask the
+ * kernel for read and search permission on it.  When they differ, or the
+ * walk finds nothing, the verdict is ACCESS_UNVERIFIABLE: the caller must
+ * withhold the name and tell the subscriber to rescan.
+ *
+ * Verdicts are cached per (credential set, subscription root, directory
+ * identity) in a bounded table; any change to a directory's attributes,
+ * name or existence makes every cached verdict stale (a generation bump,
+ * made in event-stream order, so a verdict reached while a directory
+ * existed still answers for the events that came before its deletion).
+ * Any error denies.
  */
 #ifndef FSNOTED_ACCESS_H
 #define FSNOTED_ACCESS_H
@@ -21,6 +35,8 @@
 #include <sys/types.h>
 
 #include <jansson.h>
+
+#include "pool.h"
 
 #define ACCESS_GROUPS_MAX 65536
 
@@ -45,11 +61,42 @@ int access_cred_get(struct access *a, uid_t uid, gid_t gid, const gid_t *groups,
 		    struct access_cred **ret);
 void access_cred_put(struct access *a, struct access_cred *c);
 
-/* May @c search every directory from @root (absolute, whose (dev, ino) must
- * still be @root_dev/@root_ino) down to and including @dir (absolute, equal
- * to @root or below it)?  Returns true only on a positive answer. */
-bool access_may_see(struct access *a, const struct access_cred *c, const char *root,
-		    uint64_t root_dev, uint64_t root_ino, const char *dir, size_t dir_len);
+/* A subscription root as the checker reaches it: the daemon opens @path
+ * with its own credentials (the subscriber proved it could open the root
+ * when it subscribed) and accepts what it finds only if it is still the
+ * same object (file handle, else device and inode). */
+struct access_root {
+	uint32_t id;            /* unique among live roots: part of the verdict key */
+	uint64_t dev, ino;
+	int32_t htype;
+	uint8_t hlen;           /* 0: the filesystem makes no handles */
+	unsigned char handle[POOL_HANDLE_MAX];
+	char *path;             /* owned */
+};
+
+/* Takes the identity of the directory open at @dirfd, reached by the
+ * daemon as @path.  Returns 0 or -errno. */
+int access_root_new(struct access *a, int dirfd, const char *path, struct access_root **ret);
+struct access_root *access_root_free(struct access_root *r);
+
+enum access_verdict {
+	ACCESS_DENIED = 0,
+	ACCESS_ALLOWED = 1,
+	ACCESS_UNVERIFIABLE = 2,  /* the directory cannot be found where the event put it */
+};
+
+/* May @c learn a name in directory @dir (the kernel's identity for it, on
+ * the root's filesystem), which the event placed at @rel below @root
+ * (@rel_len bytes, no leading '/', empty for the root itself)?  For an
+ * event about the directory itself (@dir->self) @rel is that directory,
+ * and its name lives in its parent.  Returns an enum access_verdict. */
+int access_judge(struct access *a, const struct access_cred *c, const struct access_root *root,
+		 const struct pool_dirid *dir, const char *rel, size_t rel_len);
+/* The same without an identity to compare: the directory at @rel as it is
+ * now.  Only for what has no kernel identity (synthetic events, the scope
+ * of a rescan). */
+int access_judge_path(struct access *a, const struct access_cred *c, const struct access_root *root,
+		      const char *rel, size_t rel_len);
 /* Every cached verdict is stale (a directory changed). */
 void access_invalidate(struct access *a);
 /* The uid a process runs as (effective), via a small short-lived cache.

@@ -53,7 +53,7 @@ struct anchor {
 	size_t root_src_len;
 	char *root_abs;               /* root as the daemon's absolute path */
 	size_t root_abs_len;
-	uint64_t root_ino;
+	struct access_root *aroot;    /* the root as the access checker reaches it */
 	/* every event of the subscription's types in scope with an ID above
 	 * this was pooled (a since-ID resume older than this cannot be
 	 * answered from the history) */
@@ -151,6 +151,7 @@ struct daemon {
 	size_t n_lingers;
 	uint32_t interest[FSNOTE_EV_MAX + 1];
 	uint64_t interest_mask;
+	uint64_t source_mask;         /* what the sources were last asked for */
 	uint64_t events_in, events_delivered, events_denied;
 	uint64_t start_ns;
 	bool draining;

@@ -288,14 +288,27 @@ static void reply_id(struct client *c, uint16_t type, uint32_t req_id, uint32_t 
 	queue_frame(c, buf, codec_writer_finish(&w));
 }
 
+/* "ok", or what is wrong, in a word. */
+static const char *daemon_health(const struct daemon *d)
+{
+	if (d->draining)
+		return "stopping";
+	return "ok";
+}
+
 static void handle_status(struct client *c, uint32_t req_id)
 {
 	struct daemon *d = c->d;
 	json_t *root = json_object();
 	size_t n_clients = 0;
 
+	/* an unprivileged asker sees the daemon's version, backend and health,
+	 * its own uid's connections, subscriptions and limits: which types
+	 * other users watch, which filesystems are marked and how busy they
+	 * are is theirs and the administrator's business */
 	for (struct client *x = d->clients; x; x = x->next)
-		n_clients++;
+		if (c->privileged || x->uid == c->uid)
+			n_clients++;
 	json_object_set_new(root, "version", json_string(PACKAGE_VERSION));
 	json_object_set_new(root, "pid", json_integer(getpid()));
 	json_object_set_new(root, "uptime_s", json_real((double)(now_mono_ns() - d->start_ns) / 1e9));
@@ -309,6 +322,15 @@ static void handle_status(struct client *c, uint32_t req_id)
 			json_array_append_new(features, json_string(names[i]));
 	json_object_set_new(root, "features", features);
 	json_object_set_new(root, "clients", json_integer((json_int_t)n_clients));
+	json_object_set_new(root, "view", json_string(c->privileged ? "daemon" : "own"));
+	json_object_set_new(root, "health", json_string(daemon_health(d)));
+	json_object_set_new(root, "usage",
+			    json_pack("{s:I,s:I,s:I,s:I}", "uid", (json_int_t)c->uid, "connections",
+				      (json_int_t)c->acct->connections, "subscriptions",
+				      (json_int_t)c->acct->subscriptions, "queued_bytes",
+				      (json_int_t)c->acct->queued_bytes));
+	if (!c->privileged)
+		goto own;
 	json_t *sources = json_object();
 	json_t *prim = json_object();
 	d->primary->ops->status(d->primary, prim);
@@ -321,6 +343,7 @@ static void handle_status(struct client *c, uint32_t req_id)
 	if (d->mounts)
 		mountwatch_status(d->mounts, sources);
 	json_object_set_new(root, "sources", sources);
+own:
 	sub_status(d, c, root);
 	json_object_set_new(root, "limits",
 			    json_pack("{s:I,s:I,s:I,s:I}", "max_connections_per_uid",

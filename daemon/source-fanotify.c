@@ -92,6 +92,15 @@
 #define SPATH_MAX (2 * FSNOTE_PATH_MAX)
 #define DELETED_SUFFIX " (deleted)"
 
+struct fid_info {
+	bool present;
+	int fsid[2];
+	unsigned char handle[sizeof(unsigned int) + sizeof(int) + HANDLE_MAX]; /* struct file_handle */
+	size_t key_len;         /* handle_type + f_handle bytes */
+	const char *name;       /* NULL when the record has none */
+	size_t name_len;
+};
+
 struct fan_fs {
 	struct fan_fs *next;
 	uint64_t dev;
@@ -130,6 +139,7 @@ struct fan {
 	bool moved_pending;
 	struct source_event moved_ev;
 	char moved_path[SPATH_MAX];
+	struct fid_info moved_dir;      /* owns the bytes moved_ev.dir points to */
 	/* adaptive reading: see BUSY_GAP_NS */
 	struct event *nap;
 	bool napping;
@@ -146,14 +156,6 @@ struct fan {
 	uint64_t renames_paired, renames_unpaired;
 };
 
-struct fid_info {
-	bool present;
-	int fsid[2];
-	unsigned char handle[sizeof(unsigned int) + sizeof(int) + HANDLE_MAX]; /* struct file_handle */
-	size_t key_len;         /* handle_type + f_handle bytes */
-	const char *name;       /* NULL when the record has none */
-	size_t name_len;
-};
 
 static const struct source_ops fan_ops;
 
@@ -177,11 +179,11 @@ static uint64_t fan_mask(const struct fan *f)
 		m |= FAN_OPEN;
 	if (i & FSNOTE_EV_BIT(FSNOTE_EV_ACCESS))
 		m |= FAN_ACCESS;
-	/* a subscriber wanting only creates or deletes still sees the sides
-	 * of a rename as such, so renames are marked for them too */
-	if (i & (FSNOTE_EV_BIT(FSNOTE_EV_RENAME) | FSNOTE_EV_BIT(FSNOTE_EV_CREATE) |
-		 FSNOTE_EV_BIT(FSNOTE_EV_DELETE)))
-		m |= f->has_rename ? FAN_RENAME : (FAN_MOVED_FROM | FAN_MOVED_TO);
+	/* renames are always marked, whatever the interest: the path cache
+	 * must follow every directory rename, or a directory moved elsewhere
+	 * would keep reporting under its old path (and be judged there);
+	 * records nobody asked for are dropped by the core */
+	m |= f->has_rename ? FAN_RENAME : (FAN_MOVED_FROM | FAN_MOVED_TO);
 	if ((i & FSNOTE_EV_BIT(FSNOTE_EV_FS_ERROR)) && f->has_fs_error)
 		m |= FAN_FS_ERROR;
 	if (!m)
@@ -432,22 +434,6 @@ static void stat_at(int dirfd, const char *rel, struct pool_stat *ret)
 				   .uid = stx.stx_uid, .gid = stx.stx_gid };
 }
 
-/* What is there now at source-space @path, seen through the clone. */
-static void stat_path(struct fan_fs *fs, const char *path, struct pool_stat *ret)
-{
-	const char *rel;
-
-	*ret = (struct pool_stat){ .valid = false };
-	if (fs->prefix_len) {
-		if (strncmp(path, fs->prefix, fs->prefix_len) != 0 ||
-		    (path[fs->prefix_len] != '/' && path[fs->prefix_len] != '\0'))
-			return; /* outside the clone's view */
-		path += fs->prefix_len;
-	}
-	rel = path[0] == '/' ? path + 1 : path;
-	stat_at(fs->mntfd, rel, ret);
-}
-
 /* An O_PATH descriptor of the directory @fid names, from the slot cache
  * (owned by the cache), or -1.  The descriptor follows the directory
  * itself, so renames never make it stale; a deleted one just finds
@@ -475,23 +461,46 @@ static int dir_fd(struct fan *f, struct fan_fs *fs, const struct fid_info *fid)
 	return fd;
 }
 
-/* What is there now under @name (NULL: the directory itself) in the
- * directory @fid names; falls back to @path through the clone. */
-static void stat_entry(struct fan *f, struct fan_fs *fs, const struct fid_info *fid, const char *name,
-		       size_t name_len, const char *path, struct pool_stat *ret)
+/* The directory @fid names, by its own handle (not by a path, which can
+ * lead to another object by now); nothing when it is gone. */
+static void stat_dir(struct fan *f, struct fan_fs *fs, const struct fid_info *fid, struct pool_stat *ret)
 {
-	char nm[NAME_MAX + 1];
 	int dfd = dir_fd(f, fs, fid);
 
-	if (dfd < 0 || (name && name_len > NAME_MAX)) {
-		stat_path(fs, path, ret);
+	if (dfd < 0)
+		*ret = (struct pool_stat){ .valid = false };
+	else
+		stat_at(dfd, "", ret);
+}
+
+/* The object @fid names, as the kernel named it: its attributes now, or
+ * none when it is gone.  Never what a name leads to now, which can be
+ * another object. */
+static void stat_object(struct fan_fs *fs, const struct fid_info *fid, struct pool_stat *ret)
+{
+	*ret = (struct pool_stat){ .valid = false };
+	if (!fid->present || fs->mntfd < 0)
 		return;
-	}
-	if (name) {
-		memcpy(nm, name, name_len);
-		nm[name_len] = '\0';
-	}
-	stat_at(dfd, name ? nm : "", ret);
+	int fd = open_by_handle_at(fs->mntfd, (struct file_handle *)(void *)fid->handle,
+				   O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	stat_at(fd, "", ret);
+	close(fd);
+}
+
+/* The directory identity of @fid for the core's access checks. */
+static struct pool_dirid dirid_of(const struct fid_info *fid, bool self)
+{
+	int htype;
+
+	memcpy(&htype, fid->handle + sizeof(unsigned int), sizeof(htype));
+	return (struct pool_dirid){
+		.type = htype,
+		.len = (uint8_t)(fid->key_len - sizeof(int)),
+		.self = self,
+		.bytes = fid->handle + sizeof(unsigned int) + sizeof(int),
+	};
 }
 
 /* @dir + "/" + @name into @out; returns the length or -ENAMETOOLONG. */
@@ -645,7 +654,9 @@ static void handle_rename(struct fan *f, struct fan_fs *fs, const struct parsed 
 	ev->flags = base_flags;
 	ev->path = from;
 	ev->dest = to;
-	stat_entry(f, fs, &pi->new_, pi->new_.name, pi->new_.name_len, to, &ev->dest_st);
+	ev->dir = dirid_of(&pi->old, false);
+	ev->dest_dir = dirid_of(&pi->new_, false);
+	stat_object(fs, &pi->fid, &ev->dest_st);
 	ev->st = ev->dest_st; /* the same object, now at @to */
 	if (base_flags & FSNOTE_FLAG_IS_DIR) {
 		/* everything cached under the old name is stale from here on */
@@ -765,7 +776,8 @@ static void process_event(struct fan *f, const struct fanotify_event_metadata *m
 			f->moved_ev.type = FSNOTE_EV_RENAME;
 			f->moved_ev.flags &= ~(uint32_t)FSNOTE_FLAG_RENAMED;
 			f->moved_ev.dest = path;
-			stat_path(fs, path, &f->moved_ev.dest_st);
+			f->moved_ev.dest_dir = dirid_of(d, false);
+			stat_object(fs, &pi.fid, &f->moved_ev.dest_st);
 			f->moved_ev.st = f->moved_ev.dest_st;
 			f->renames_paired++;
 			emit(f, &f->moved_ev);
@@ -775,7 +787,8 @@ static void process_event(struct fan *f, const struct fanotify_event_metadata *m
 			ev.type = FSNOTE_EV_CREATE;
 			ev.flags = flags | FSNOTE_FLAG_RENAMED;
 			ev.path = path;
-			stat_path(fs, path, &ev.st);
+			ev.dir = dirid_of(d, false);
+			stat_object(fs, &pi.fid, &ev.st);
 			emit(f, &ev);
 		}
 		if (flags & FSNOTE_FLAG_IS_DIR && pi.fid.present)
@@ -786,10 +799,14 @@ static void process_event(struct fan *f, const struct fanotify_event_metadata *m
 	}
 
 	struct pool_stat st;
-	stat_entry(f, fs, d, self ? NULL : d->name, self ? 0 : d->name_len, path, &st);
+	if (self)
+		stat_dir(f, fs, d, &st);
+	else
+		stat_object(fs, &pi.fid, &st);
 	ev.path = path;
 	ev.dest = NULL;
 	ev.st = st;
+	ev.dir = dirid_of(d, self);
 	/* one kernel event may hold several merged ones: emit them in the
 	 * order they must have happened (a name that exists now was deleted
 	 * before it was created, else created before it was deleted) */
@@ -818,16 +835,13 @@ static void process_event(struct fan *f, const struct fanotify_event_metadata *m
 		if (order[i].fan == FAN_CREATE && (flags & FSNOTE_FLAG_IS_DIR) && pi.fid.present)
 			(void)pathcache_insert(f->cache, fs->dev, pi.fid.handle + sizeof(unsigned int),
 					       pi.fid.key_len, path, (size_t)pl);
-		if (order[i].fan == FAN_DELETE) {
+		/* a deleted directory keeps its cache entry: the kernel merges
+		 * a create and a delete of one name into one record queued
+		 * where the create was, so events inside the directory can
+		 * still follow, and its handle (generation included) will never
+		 * name another directory; the bounded cache ages it out */
+		if (order[i].fan == FAN_DELETE)
 			ev.st = (struct pool_stat){ .valid = false };
-			if (flags & FSNOTE_FLAG_IS_DIR) {
-				if (pi.fid.present)
-					pathcache_forget(f->cache, fs->dev,
-							 pi.fid.handle + sizeof(unsigned int), pi.fid.key_len);
-				else
-					pathcache_invalidate_tree(f->cache, fs->dev, path, (size_t)pl);
-			}
-		}
 		emit(f, &ev);
 	}
 
@@ -839,6 +853,8 @@ static void process_event(struct fan *f, const struct fanotify_event_metadata *m
 						     .flags = flags | FSNOTE_FLAG_RENAMED, .pid = ev.pid,
 						     .time_ns = now, .dev = fs->dev,
 						     .path = f->moved_path };
+		f->moved_dir = *d;
+		f->moved_ev.dir = dirid_of(&f->moved_dir, false);
 		if (flags & FSNOTE_FLAG_IS_DIR)
 			pathcache_invalidate_tree(f->cache, fs->dev, path, (size_t)pl);
 	}

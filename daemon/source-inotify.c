@@ -64,6 +64,9 @@ struct node {
 	int wd;
 	bool ignored;                   /* the kernel already dropped the watch */
 	uint64_t dev, ino;
+	int32_t htype;                  /* the directory's file handle, taken when */
+	uint8_t hlen;                   /* it was first watched; hlen 0: none */
+	unsigned char *handle;
 	struct node *parent;            /* NULL: a root; @name is its absolute path */
 	struct node *child;             /* first child */
 	struct node *prev, *next;       /* siblings, or the roots list */
@@ -390,6 +393,7 @@ static void node_free(struct isrc *s, struct node *n)
 	s->n_nodes--;
 	free(n->ws);
 	free(n->name);
+	free(n->handle);
 	free(n);
 }
 
@@ -444,8 +448,9 @@ static void strip(struct isrc *s, struct source_watch *w, struct node *start)
 	free(v.v);
 }
 
-static void emit(struct isrc *s, uint32_t type, uint32_t flags, uint64_t dev, const char *path,
-		 size_t plen, const char *dest, size_t dlen, uint64_t now, bool do_stat);
+static void emit(struct isrc *s, uint32_t type, uint32_t flags, const struct node *dir, bool self,
+		 const char *path, size_t plen, const struct node *ddir, const char *dest, size_t dlen,
+		 uint64_t now, bool do_stat);
 
 /* Drops @top and everything below it (deleted, moved out, unmounted).  With
  * @announce, every watch rooted strictly below @top (or at @top too, when
@@ -464,8 +469,8 @@ static void remove_subtree(struct isrc *s, struct node *top, int announce, uint6
 		if (announce && n->rooted && (n != top || announce > 1)) {
 			int len = node_path(n, s->path2, sizeof(s->path2));
 			if (len > 0)
-				emit(s, FSNOTE_EV_DELETE, FSNOTE_FLAG_IS_DIR | FSNOTE_FLAG_RENAMED, n->dev,
-				     s->path2, (size_t)len, NULL, 0, now, false);
+				emit(s, FSNOTE_EV_DELETE, FSNOTE_FLAG_IS_DIR | FSNOTE_FLAG_RENAMED, n, true,
+				     s->path2, (size_t)len, NULL, NULL, 0, now, false);
 		}
 		node_free(s, n);
 	}
@@ -511,18 +516,51 @@ static void fill_stat(struct pool_stat *ps, const struct stat *st)
 	};
 }
 
-static void emit_st(struct isrc *s, uint32_t type, uint32_t flags, uint64_t dev, const char *path,
-		    size_t plen, const char *dest, size_t dlen, uint64_t now, const struct stat *st)
+/* The identity the core's access checks judge: the watched directory. */
+static struct pool_dirid node_dirid(const struct node *n, bool self)
+{
+	if (!n)
+		return (struct pool_dirid){ .ino = 0 };
+	return (struct pool_dirid){ .ino = n->ino, .type = n->htype, .len = n->hlen, .self = self,
+				    .bytes = n->handle };
+}
+
+/* Takes the file handle of the directory open at @fd for @n, once.  A
+ * filesystem that makes none leaves the inode, which the watch pins. */
+static void node_take_handle(struct node *n, int fd)
+{
+	union {
+		struct file_handle fh;
+		unsigned char buf[sizeof(struct file_handle) + POOL_HANDLE_MAX];
+	} u = { .fh.handle_bytes = POOL_HANDLE_MAX };
+	int mnt;
+
+	if (n->handle || name_to_handle_at(fd, "", &u.fh, &mnt, AT_EMPTY_PATH) < 0 ||
+	    u.fh.handle_bytes == 0 || u.fh.handle_bytes > POOL_HANDLE_MAX)
+		return;
+	n->handle = malloc(u.fh.handle_bytes);
+	if (!n->handle)
+		return;
+	memcpy(n->handle, u.fh.f_handle, u.fh.handle_bytes);
+	n->htype = u.fh.handle_type;
+	n->hlen = (uint8_t)u.fh.handle_bytes;
+}
+
+static void emit_st(struct isrc *s, uint32_t type, uint32_t flags, const struct node *dir, bool self,
+		    const char *path, size_t plen, const struct node *ddir, const char *dest,
+		    size_t dlen, uint64_t now, const struct stat *st)
 {
 	struct source_event ev = {
 		.type = type,
 		.flags = flags,
 		.time_ns = now,
-		.dev = dev,
+		.dev = dir->dev,
 		.path = path,
 		.path_len = plen,
 		.dest = dest,
 		.dest_len = dest ? dlen : 0,
+		.dir = node_dirid(dir, self),
+		.dest_dir = node_dirid(dest ? ddir : NULL, false),
 	};
 	if (st) {
 		fill_stat(&ev.st, st);
@@ -532,12 +570,46 @@ static void emit_st(struct isrc *s, uint32_t type, uint32_t flags, uint64_t dev,
 	s->sink.event(s->sink.ctx, &ev);
 }
 
-static void emit(struct isrc *s, uint32_t type, uint32_t flags, uint64_t dev, const char *path,
-		 size_t plen, const char *dest, size_t dlen, uint64_t now, bool do_stat)
+/* What is now at absolute @path (length @plen), an entry of the watched
+ * directory @dir (or @dir itself with @self), looked up in that very
+ * directory: a path leading elsewhere by now gives nothing. */
+static bool stat_in(const struct node *dir, bool self, const char *path, size_t plen, struct stat *ret)
 {
+	char dpath[PATH_BUF];
+	const char *slash = memrchr(path, '/', plen);
+	size_t dl = self ? plen : slash == path ? 1 : slash ? (size_t)(slash - path) : 0;
 	struct stat st;
-	bool have = do_stat && fstatat(AT_FDCWD, dest ? dest : path, &st, AT_SYMLINK_NOFOLLOW) == 0;
-	emit_st(s, type, flags, dev, path, plen, dest, dlen, now, have ? &st : NULL);
+
+	if (dl == 0 || dl >= sizeof(dpath))
+		return false;
+	memcpy(dpath, path, dl);
+	dpath[dl] = '\0';
+	int dfd = open(dpath, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return false;
+	bool ok = fstat(dfd, &st) == 0 && (uint64_t)st.st_dev == dir->dev &&
+		  (uint64_t)st.st_ino == dir->ino;
+	if (ok && self)
+		*ret = st;
+	else if (ok)
+		ok = fstatat(dfd, slash + 1, ret, AT_SYMLINK_NOFOLLOW) == 0;
+	close(dfd);
+	return ok;
+}
+
+static void emit(struct isrc *s, uint32_t type, uint32_t flags, const struct node *dir, bool self,
+		 const char *path, size_t plen, const struct node *ddir, const char *dest, size_t dlen,
+		 uint64_t now, bool do_stat)
+{
+	/* inotify names no object, only a directory and a name, and the name
+	 * may lead to another object by the time the event is read (a rename
+	 * target replaced, a file deleted and made again by someone else):
+	 * attributes are given only for a watched directory itself, which
+	 * its watch identifies; entries get none rather than another's */
+	struct stat st;
+	bool have = do_stat && self && !dest && stat_in(dir, true, path, plen, &st);
+	(void)ddir;
+	emit_st(s, type, flags, dir, self, path, plen, ddir, dest, dlen, now, have ? &st : NULL);
 }
 
 /* --- walking directories ---------------------------------------------------- */
@@ -752,6 +824,8 @@ static int walk_push(struct walk *w, int fd, struct node *parent, const char *na
 		return walk_fail(w, wd, in);
 	}
 	struct node *n = node_get(s, wd, &st, parent, parent ? name : w->path, parent ? nl : plen);
+	if (n)
+		node_take_handle(n, fd);
 	if (!n) {
 		if (!wd_find(s, wd))
 			(void)inotify_rm_watch(s->fd, wd);
@@ -807,8 +881,9 @@ static int walk_push(struct walk *w, int fd, struct node *parent, const char *na
 			if (w->emit) {
 				int len = path_append(w->path, plen, PATH_BUF, dn, dl);
 				if (len > 0)
-					emit_st(s, FSNOTE_EV_CREATE, dir ? FSNOTE_FLAG_IS_DIR : 0, n->dev,
-						w->path, (size_t)len, NULL, 0, w->now, have ? &est : NULL);
+					emit_st(s, FSNOTE_EV_CREATE, dir ? FSNOTE_FLAG_IS_DIR : 0, n, false,
+						w->path, (size_t)len, NULL, NULL, 0, w->now,
+						have ? &est : NULL);
 				w->path[plen] = '\0';
 			}
 			if (!dir)
@@ -1014,8 +1089,8 @@ static void resolve_unpaired(struct isrc *s, const struct pending *p)
 		return;
 	}
 	bool dir = p->mask & IN_ISDIR;
-	emit(s, FSNOTE_EV_DELETE, FSNOTE_FLAG_RENAMED | (dir ? FSNOTE_FLAG_IS_DIR : 0), from->dev,
-	     s->path, (size_t)len, NULL, 0, p->time_ns, false);
+	emit(s, FSNOTE_EV_DELETE, FSNOTE_FLAG_RENAMED | (dir ? FSNOTE_FLAG_IS_DIR : 0), from, false,
+	     s->path, (size_t)len, NULL, NULL, 0, p->time_ns, false);
 	if (!dir)
 		return;
 	struct node *m = name_find(s, from, p->name, strlen(p->name));
@@ -1048,8 +1123,8 @@ static void moved_in(struct isrc *s, struct node *to, const char *name, bool dir
 		s->sink.overflow(s->sink.ctx, to->dev, NULL);
 		return;
 	}
-	emit(s, FSNOTE_EV_CREATE, FSNOTE_FLAG_RENAMED | (dir ? FSNOTE_FLAG_IS_DIR : 0), to->dev,
-	     s->path, (size_t)len, NULL, 0, now, true);
+	emit(s, FSNOTE_EV_CREATE, FSNOTE_FLAG_RENAMED | (dir ? FSNOTE_FLAG_IS_DIR : 0), to, false,
+	     s->path, (size_t)len, NULL, NULL, 0, now, true);
 	if (dir)
 		follow_dir(s, to, name, s->path, (size_t)len, true, now);
 }
@@ -1072,8 +1147,8 @@ static void renamed(struct isrc *s, const struct pending *p, struct node *to, co
 		s->sink.overflow(s->sink.ctx, to->dev, NULL);
 		return;
 	}
-	emit(s, FSNOTE_EV_RENAME, dir ? FSNOTE_FLAG_IS_DIR : 0, to->dev, s->path2, (size_t)slen,
-	     s->path, (size_t)dlen, now, true);
+	emit(s, FSNOTE_EV_RENAME, dir ? FSNOTE_FLAG_IS_DIR : 0, from, false, s->path2, (size_t)slen,
+	     to, s->path, (size_t)dlen, now, true);
 	if (!dir)
 		return;
 	roots_moved(s, s->path2, (size_t)slen, s->path, (size_t)dlen, now);
@@ -1186,14 +1261,14 @@ static void handle(struct isrc *s, const struct inotify_event *e, uint64_t now)
 		if (len < 0)
 			return;
 		if (e->mask & IN_DELETE_SELF)
-			emit(s, FSNOTE_EV_DELETE, FSNOTE_FLAG_IS_DIR, n->dev, s->path, (size_t)len, NULL,
-			     0, now, false);
+			emit(s, FSNOTE_EV_DELETE, FSNOTE_FLAG_IS_DIR, n, true, s->path, (size_t)len, NULL,
+			     NULL, 0, now, false);
 		else if (e->mask & IN_MOVE_SELF)
-			emit(s, FSNOTE_EV_DELETE, FSNOTE_FLAG_IS_DIR | FSNOTE_FLAG_RENAMED, n->dev,
-			     s->path, (size_t)len, NULL, 0, now, false);
+			emit(s, FSNOTE_EV_DELETE, FSNOTE_FLAG_IS_DIR | FSNOTE_FLAG_RENAMED, n, true,
+			     s->path, (size_t)len, NULL, NULL, 0, now, false);
 		else if (type_of(e->mask))
-			emit(s, type_of(e->mask), FSNOTE_FLAG_IS_DIR, n->dev, s->path, (size_t)len,
-			     NULL, 0, now, true);
+			emit(s, type_of(e->mask), FSNOTE_FLAG_IS_DIR, n, true, s->path, (size_t)len,
+			     NULL, NULL, 0, now, true);
 		return;
 	}
 	if (nl > NAME_MAX)
@@ -1241,15 +1316,15 @@ static void handle(struct isrc *s, const struct inotify_event *e, uint64_t now)
 		 * that found it; its contents too */
 		if (dir && name_find(s, n, name, nl))
 			return;
-		emit(s, FSNOTE_EV_CREATE, dir ? FSNOTE_FLAG_IS_DIR : 0, n->dev, s->path, (size_t)len,
-		     NULL, 0, now, true);
+		emit(s, FSNOTE_EV_CREATE, dir ? FSNOTE_FLAG_IS_DIR : 0, n, false, s->path, (size_t)len,
+		     NULL, NULL, 0, now, true);
 		if (dir)
 			follow_dir(s, n, name, s->path, (size_t)len, true, now);
 		return;
 	}
 	if (e->mask & IN_DELETE) {
-		emit(s, FSNOTE_EV_DELETE, dir ? FSNOTE_FLAG_IS_DIR : 0, n->dev, s->path, (size_t)len,
-		     NULL, 0, now, false);
+		emit(s, FSNOTE_EV_DELETE, dir ? FSNOTE_FLAG_IS_DIR : 0, n, false, s->path, (size_t)len,
+		     NULL, NULL, 0, now, false);
 		struct node *c = dir ? name_find(s, n, name, nl) : NULL;
 		if (c)
 			remove_subtree(s, c, 1, now);
@@ -1257,8 +1332,8 @@ static void handle(struct isrc *s, const struct inotify_event *e, uint64_t now)
 	}
 	uint32_t t = type_of(e->mask);
 	if (t)
-		emit(s, t, dir ? FSNOTE_FLAG_IS_DIR : 0, n->dev, s->path, (size_t)len, NULL, 0, now,
-		     true);
+		emit(s, t, dir ? FSNOTE_FLAG_IS_DIR : 0, n, false, s->path, (size_t)len, NULL, NULL, 0,
+		     now, true);
 }
 
 static void arm_timer(struct isrc *s)
@@ -1593,6 +1668,7 @@ static void isrc_free(struct source *src)
 			next = n->wd_next;
 			free(n->ws);
 			free(n->name);
+			free(n->handle);
 			free(n);
 		}
 	}

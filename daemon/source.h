@@ -46,6 +46,9 @@ struct source_event {
 	const char *dest;       /* rename destination, else NULL */
 	size_t dest_len;
 	struct pool_stat st, dest_st;
+	/* the directory objects the kernel named for @path and @dest (see
+	 * struct pool_dirid; bytes borrowed for the call) */
+	struct pool_dirid dir, dest_dir;
 };
 
 struct source;

@@ -97,6 +97,19 @@ static void anchor_detach(struct daemon *d, struct anchor *a)
 
 /* --- interest counts ---------------------------------------------------- */
 
+/* While an unprivileged subscription exists the kernel is always asked for
+ * the changes that can make a cached access verdict stale (a directory's
+ * attributes, name or existence), whatever the subscribers want: records
+ * nobody asked for are read, counted against the verdicts and dropped. */
+#define ACCESS_GUARD_MASK                                                       \
+	(FSNOTE_EV_BIT(FSNOTE_EV_ATTRIB) | FSNOTE_EV_BIT(FSNOTE_EV_RENAME) |     \
+	 FSNOTE_EV_BIT(FSNOTE_EV_DELETE))
+
+static uint64_t source_interest(const struct daemon *d)
+{
+	return d->interest_mask | (d->n_unprivileged ? ACCESS_GUARD_MASK : 0);
+}
+
 static void interest_change(struct daemon *d, uint64_t mask, int delta)
 {
 	uint64_t union_mask = 0;
@@ -107,13 +120,15 @@ static void interest_change(struct daemon *d, uint64_t mask, int delta)
 		if (d->interest[t])
 			union_mask |= FSNOTE_EV_BIT(t);
 	}
-	if (union_mask == d->interest_mask)
-		return;
 	d->interest_mask = union_mask;
+	uint64_t want = source_interest(d);
+	if (want == d->source_mask)
+		return;
+	d->source_mask = want;
 	if (d->primary)
-		d->primary->ops->set_interest(d->primary, union_mask);
+		d->primary->ops->set_interest(d->primary, want);
 	if (d->fallback)
-		d->fallback->ops->set_interest(d->fallback, union_mask);
+		d->fallback->ops->set_interest(d->fallback, want);
 }
 
 /* --- coverage and lingering watches ----------------------------------------
@@ -360,46 +375,83 @@ static int map_path(const struct anchor *a, const char *p, size_t len, char *buf
 	return (int)(base + slen);
 }
 
-static bool side_visible(struct daemon *d, const struct sub *s, const struct anchor *a,
-			 const char *p, size_t len, bool *ret_root)
+/* The directory an entry at @rel (below a root) lives in: its length. */
+static size_t parent_len(const char *rel, size_t len)
+{
+	const char *slash = len ? memrchr(rel, '/', len) : NULL;
+	return slash ? (size_t)(slash - rel) : 0;
+}
+
+/* May @s learn the side of @ev at source-space @p (in directory @dir)?
+ * Returns an enum access_verdict (ACCESS_DENIED also for out of scope);
+ * *ret_root says @p is the root itself. */
+static int side_visible(struct daemon *d, const struct sub *s, const struct anchor *a,
+			const struct pool_event *ev, const char *p, size_t len,
+			const struct pool_dirid *dir, bool *ret_root)
 {
 	const char *rel;
 	int scope = scope_of(a, p, len, &rel);
 
 	*ret_root = scope == SCOPE_ROOT;
 	if (scope == SCOPE_OUT)
-		return false;
+		return ACCESS_DENIED;
 	if (scope == SCOPE_ROOT)
-		return true; /* the subscriber opened the root itself */
+		return ACCESS_ALLOWED; /* the subscriber opened the root itself */
 	size_t rel_len = len - (size_t)(rel - p);
 	if ((s->flags & FSNOTE_SUB_CHILDREN) && memchr(rel, '/', rel_len))
-		return false;
+		return ACCESS_DENIED;
 	if (excluded(s, rel, rel_len))
-		return false;
+		return ACCESS_DENIED;
 	if (s->privileged)
-		return true;
+		return ACCESS_ALLOWED;
 
-	/* the parent directory, absolute */
-	char abs[FSNOTE_PATH_MAX];
-	int n = map_path(a, p, len, abs, sizeof(abs));
-	if (n < 0)
-		return false;
-	char *slash = strrchr(abs, '/');
-	size_t dir_len = slash == abs ? 1 : (size_t)(slash - abs);
-	abs[dir_len] = '\0';
-	bool ok = access_may_see(d->access, s->client->cred, a->root_abs, a->dev, a->root_ino, abs,
-				 dir_len);
-	if (!ok)
+	int v;
+	size_t dir_rel_len = dir->self ? rel_len : parent_len(rel, rel_len);
+	if (dir->len || dir->ino)
+		v = access_judge(d->access, s->client->cred, a->aroot, dir, rel, dir_rel_len);
+	else if (ev->flags & FSNOTE_FLAG_INJECTED)
+		/* synthetic: nothing named a directory, the tree as it is now is judged */
+		v = access_judge_path(d->access, s->client->cred, a->aroot, rel, parent_len(rel, rel_len));
+	else
+		v = ACCESS_UNVERIFIABLE;
+	if (v != ACCESS_ALLOWED)
 		d->events_denied++;
-	return ok;
+	return v;
 }
 
-/* The view under which @s gets @ev, or -1. */
+/* Where a subscriber told that a name was withheld should rescan: the
+ * nearest directory above source-space @p it may see now (at worst its
+ * root), in source space, malloc'ed; NULL means the root. */
+static char *withheld_scope(struct daemon *d, const struct sub *s, const struct anchor *a,
+			    const char *p, size_t len)
+{
+	const char *rel;
+
+	if (scope_of(a, p, len, &rel) != SCOPE_BELOW)
+		return NULL;
+	size_t rel_len = len - (size_t)(rel - p);
+	for (int up = 0; up < 8; up++) {
+		rel_len = parent_len(rel, rel_len);
+		if (rel_len == 0)
+			return NULL;
+		if (access_judge_path(d->access, s->client->cred, a->aroot, rel, rel_len) ==
+		    ACCESS_ALLOWED)
+			return strndup(p, (size_t)(rel - p) + rel_len);
+	}
+	return NULL;
+}
+
+/* The view under which @s gets @ev, or -1.  *ret_withheld: a side of @ev
+ * that the subscriber might have been allowed to see could not be judged
+ * (its directory is gone or was replaced): the caller must tell it to
+ * rescan, from the source-space path in *ret_at. */
 static int sub_match(struct daemon *d, struct sub *s, const struct anchor *a,
-		     const struct pool_event *ev)
+		     const struct pool_event *ev, bool *ret_withheld, const char **ret_at,
+		     size_t *ret_at_len)
 {
 	bool root = false, droot = false;
 
+	*ret_withheld = false;
 	if (s->dev_filter && ev->dev != s->dev_filter)
 		return -1;
 	if (ev->type == FSNOTE_EV_RENAME && ev->dest) {
@@ -407,8 +459,14 @@ static int sub_match(struct daemon *d, struct sub *s, const struct anchor *a,
 				      FSNOTE_EV_BIT(FSNOTE_EV_CREATE);
 		if (!(s->mask & want))
 			return -1;
-		bool src = side_visible(d, s, a, ev->path, ev->path_len, &root);
-		bool dst = side_visible(d, s, a, ev->dest, ev->dest_len, &droot);
+		int sv = side_visible(d, s, a, ev, ev->path, ev->path_len, &ev->dir, &root);
+		int dv = side_visible(d, s, a, ev, ev->dest, ev->dest_len, &ev->dest_dir, &droot);
+		bool src = sv == ACCESS_ALLOWED, dst = dv == ACCESS_ALLOWED;
+		if (sv == ACCESS_UNVERIFIABLE || dv == ACCESS_UNVERIFIABLE) {
+			*ret_withheld = true;
+			*ret_at = sv == ACCESS_UNVERIFIABLE ? ev->path : ev->dest;
+			*ret_at_len = sv == ACCESS_UNVERIFIABLE ? ev->path_len : ev->dest_len;
+		}
 		int view = src && dst ? RING_VIEW_FULL : src ? RING_VIEW_SOURCE : dst ? RING_VIEW_DEST : -1;
 		uint32_t as = view == RING_VIEW_SOURCE ? FSNOTE_EV_DELETE :
 			      view == RING_VIEW_DEST ? FSNOTE_EV_CREATE : FSNOTE_EV_RENAME;
@@ -420,11 +478,28 @@ static int sub_match(struct daemon *d, struct sub *s, const struct anchor *a,
 	}
 	if (ev->type != FSNOTE_EV_UNMOUNT && !(s->mask & FSNOTE_EV_BIT(ev->type)))
 		return -1;
-	if (!side_visible(d, s, a, ev->path, ev->path_len, &root))
+	int v = side_visible(d, s, a, ev, ev->path, ev->path_len, &ev->dir, &root);
+	if (v == ACCESS_UNVERIFIABLE) {
+		*ret_withheld = true;
+		*ret_at = ev->path;
+		*ret_at_len = ev->path_len;
+	}
+	if (v != ACCESS_ALLOWED)
 		return -1;
 	if (root && ev->type == FSNOTE_EV_DELETE)
 		s->ending = true;
 	return RING_VIEW_FULL;
+}
+
+/* @s may not learn one name of event @id: it hears that something was
+ * withheld and where to rescan.  Never the name, never silence. */
+static void sub_withheld(struct daemon *d, struct sub *s, const struct anchor *a, uint64_t id,
+			 const char *at, size_t at_len)
+{
+	char *scope = withheld_scope(d, s, a, at, at_len);
+	ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN |
+			  FSNOTE_FLAG_UNVERIFIED, 1, id, id, scope);
+	free(scope);
 }
 
 /* --- queueing and wake-ups ---------------------------------------------- */
@@ -521,7 +596,14 @@ static void fan_out_event(struct daemon *d, struct pool_event *ev)
 		next = a->dev_next;
 		if (a->sub->ending)
 			continue;
-		int view = sub_match(d, a->sub, a, ev);
+		bool withheld;
+		const char *at = NULL;
+		size_t at_len = 0;
+		int view = sub_match(d, a->sub, a, ev, &withheld, &at, &at_len);
+		if (withheld) {
+			sub_withheld(d, a->sub, a, ev->id, at, at_len);
+			sub_wake(a->sub, RING_WAKE_NOW);
+		}
 		if (view >= 0)
 			sub_push(a->sub, ev, (uint8_t)view);
 		if (dir_moved && !a->sub->ending && above_root(a, ev->path, ev->path_len))
@@ -559,6 +641,8 @@ static uint64_t take_event(struct daemon *d, const struct source_event *sev)
 		.dest_len = sev->dest ? sev->dest_len : 0,
 		.st = sev->st,
 		.dest_st = sev->dest_st,
+		.dir = sev->dir,
+		.dest_dir = sev->dest_dir,
 	};
 	if (d->n_unprivileged && sev->pid)
 		init.actor_uid = access_pid_uid(d->access, sev->pid, now);
@@ -975,6 +1059,7 @@ static void free_anchor_fields(struct anchor *a)
 {
 	free(a->root_src);
 	free(a->root_abs);
+	a->aroot = access_root_free(a->aroot);
 }
 
 void sub_destroy(struct sub *s)
@@ -1002,11 +1087,12 @@ void sub_destroy(struct sub *s)
 	for (size_t i = 0; i < s->n_excludes; i++)
 		free(s->excludes[i]);
 	free(s->excludes);
-	if (!lingering)
-		interest_change(d, s->mask, -1);
 	d->n_subs--;
 	if (!s->privileged)
 		d->n_unprivileged--;
+	/* a lingering watch keeps the subscription's interest; the access
+	 * guard may still go with the last unprivileged subscription */
+	interest_change(d, lingering ? 0 : s->mask, -1);
 	c->acct->subscriptions--;
 	pool_subscriptions_changed(d->pool);
 	free(s);
@@ -1046,9 +1132,8 @@ static int anchor_watch(struct source *src, struct anchor *a, int dirfd, const c
 	a->root_src_len = strlen(info.root);
 	a->root_abs = strdup(abs);
 	a->root_abs_len = strlen(abs);
-	a->root_ino = (uint64_t)st.st_ino;
 	*ret_flags |= info.flags;
-	if (!a->root_abs) {
+	if (!a->root_abs || access_root_new(a->sub->client->d->access, dirfd, abs, &a->aroot) < 0) {
 		src->ops->unwatch(src, a->watch);
 		a->watch = NULL;
 		return -ENOMEM;
@@ -1076,7 +1161,7 @@ static int watch_dir(struct daemon *d, struct anchor *a, int dirfd, const char *
 		int e = source_inotify_new(d->base, &sink, &d->fallback);
 		if (e < 0)
 			return r;
-		d->fallback->ops->set_interest(d->fallback, d->interest_mask);
+		d->fallback->ops->set_interest(d->fallback, source_interest(d));
 		log_info("inotify fallback started");
 	}
 	const char *why = *reason;
@@ -1213,7 +1298,12 @@ static int replay_one(struct pool_event *ev, void *userdata)
 
 	if (!a || a->dev != ev->dev)
 		return 0;
-	int view = sub_match(rc->d, rc->s, a, ev);
+	bool withheld;
+	const char *at = NULL;
+	size_t at_len = 0;
+	int view = sub_match(rc->d, rc->s, a, ev, &withheld, &at, &at_len);
+	if (withheld)
+		sub_withheld(rc->d, rc->s, a, ev->id, at, at_len);
 	if (view >= 0)
 		(void)ring_push(rc->s->ring, ev, (uint8_t)(view | RING_VIEW_HISTORY));
 	return 0;
@@ -1560,17 +1650,23 @@ void sub_status(struct daemon *d, const struct client *asker, json_t *root)
 	bool truncated = false;
 
 	pool_get_stats(d->pool, &ps);
-	json_object_set_new(root, "pool",
-			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
-				      "events", (json_int_t)ps.events, "max_events",
-				      (json_int_t)ps.max_events, "bytes", (json_int_t)ps.bytes,
-				      "max_bytes", (json_int_t)ps.max_bytes, "current_id",
-				      (json_int_t)ps.current_id, "history", (json_int_t)ps.history,
-				      "history_max", (json_int_t)ps.history_max, "oldest_history_id",
-				      (json_int_t)ps.oldest_history_id, "added", (json_int_t)ps.added,
-				      "merged", (json_int_t)ps.merged, "reclaimed_rings",
-				      (json_int_t)ps.reclaimed_rings, "reclaimed_events",
-				      (json_int_t)ps.reclaimed_events));
+	if (!asker->privileged) {
+		/* the global event counter is public anyway (see fsnoted(8)) */
+		json_object_set_new(root, "pool", json_pack("{s:I}", "current_id",
+							     (json_int_t)ps.current_id));
+	} else {
+		json_object_set_new(root, "pool",
+				    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+					      "events", (json_int_t)ps.events, "max_events",
+					      (json_int_t)ps.max_events, "bytes", (json_int_t)ps.bytes,
+					      "max_bytes", (json_int_t)ps.max_bytes, "current_id",
+					      (json_int_t)ps.current_id, "history", (json_int_t)ps.history,
+					      "history_max", (json_int_t)ps.history_max, "oldest_history_id",
+					      (json_int_t)ps.oldest_history_id, "added", (json_int_t)ps.added,
+					      "merged", (json_int_t)ps.merged, "reclaimed_rings",
+					      (json_int_t)ps.reclaimed_rings, "reclaimed_events",
+					      (json_int_t)ps.reclaimed_events));
+	}
 	for (const struct client *c = d->clients; c; c = c->next) {
 		/* other users' subscriptions (their paths) are theirs alone */
 		if (!asker->privileged && c->uid != asker->uid)
@@ -1608,6 +1704,10 @@ void sub_status(struct daemon *d, const struct client *asker, json_t *root)
 	json_object_set_new(root, "subscribers", subs);
 	if (truncated)
 		json_object_set_new(root, "subscribers_truncated", json_true());
+	if (!asker->privileged) {
+		json_object_set_new(root, "subscriptions", json_integer((json_int_t)listed));
+		return;
+	}
 	json_object_set_new(root, "subscriptions", json_integer((json_int_t)d->n_subs));
 	json_object_set_new(root, "lingering_watches", json_integer((json_int_t)d->n_lingers));
 	json_t *interest = json_object();
