@@ -61,3 +61,11 @@ tests_unit_check_server_inotify_SOURCES = tests/unit/check-server.c
 tests_unit_check_server_inotify_CPPFLAGS = $(AM_CPPFLAGS) -DBACKEND='"inotify"'
 tests_unit_check_server_inotify_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
 tests_unit_check_server_inotify_LDADD = protocol/libfsnote-protocol.la $(CHECK_LIBS) $(JANSSON_LIBS)
+
+# The access checker against the real kernel (root: it takes another
+# user's credentials).
+check_PROGRAMS += tests/unit/check-access
+TESTS += tests/unit/check-access
+tests_unit_check_access_SOURCES = tests/unit/check-access.c
+tests_unit_check_access_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_check_access_LDADD = daemon/libcore.a $(CHECK_LIBS) $(JANSSON_LIBS)

@@ -72,9 +72,11 @@ count() {  # FILE JQ-FILTER: how many records match
     jq -n "[inputs | select($2)] | length" "$1"
 }
 
-# leaked NAME PATTERN: records of watch NAME whose path or dest matches
+# leaked NAME PATTERN: distinct names (path or dest) in watch NAME's
+# records that match
 leaked() {
-    count "$E2E_TMP/$1.out" "((.path // \"\") | test(\"$2\")) or ((.dest // \"\") | test(\"$2\"))"
+    jq -n --arg re "$2" '[inputs | (.path // empty), (.dest // empty) | select(test($re))] | unique | length' \
+        "$E2E_TMP/$1.out"
 }
 
 rescans() {  # NAME: dropped records flagged must_rescan
