@@ -259,7 +259,8 @@ def _event_from(args, sub, seq):
 def _local_dropped(sub, seq, count, id_first, id_last, flags):
     """A dropped record made here, for losses the library itself causes or
     learns of (a full queue, a subscription that could not be restored)."""
-    root = sub._path or b"/"
+    # paths are in the daemon's view of the root, as in its own records
+    root = sub.root_bytes or sub._path or b"/"
     e = Event()
     e.subscription = sub
     e.id = id_last or sub.resume_id
