@@ -51,6 +51,8 @@ _READ_CHUNK = 256 * 1024
 # a request whose daemon says nothing at all for this long is abandoned
 _REQUEST_IDLE = 30.0
 _RECONNECT_PAUSE = 0.05
+# frames decoded ahead of the reader at a time
+_BATCH = 64
 
 
 class DaemonError(Error):
@@ -695,6 +697,29 @@ class Connection:
                 best = s
         return self._pop(best)
 
+    def _dispatch_buffered(self, sub):
+        """Decodes frames already buffered, a few dozen at a time (so that
+        a reader that keeps up never meets the queue bound).  Returns
+        whether there was any."""
+        q = self._subs if sub is None else None
+        any_frame = False
+        try:
+            for _ in range(_BATCH):
+                rec = self._next_frame()
+                if rec is None:
+                    break
+                any_frame = True
+                rtype, args = rec
+                if rtype & 0xFF00 != 0x0200 or rtype == W.REP_ERROR:
+                    self._dispatch(rtype, args)
+                if (self._queued if q is not None else len(sub._q)) >= _BATCH or self._dead:
+                    break
+        except ProtocolError:
+            # recorded as the connection's death: raised once the events
+            # that came before the bad frame have been read
+            return True
+        return any_frame
+
     def _wait_sock(self, events, deadline):
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         p = select.poll()
@@ -711,11 +736,7 @@ class Connection:
                 ev = self._pop(sub)
                 if ev is not None:
                     return ev
-                rec = self._next_frame()
-                if rec is not None:
-                    rtype, args = rec
-                    if rtype & 0xFF00 != 0x0200 or rtype == W.REP_ERROR:
-                        self._dispatch(rtype, args)
+                if self._dispatch_buffered(sub):
                     continue
                 if sub is not None and sub.ended:
                     return None

@@ -178,6 +178,32 @@ class CodecTest(unittest.TestCase):
         self.assertRefused(frame(W.REP_CURRENT_ID, (W.ARG_REQ_ID, u32(1))))
         self.assertRefused(frame(W.REC_SHUTDOWN))
 
+    def test_any_argument_order_decodes_the_same(self):
+        rtype, args = decode(EVENT_EXAMPLE)
+        body = EVENT_EXAMPLE[8:-8]
+        parts = []
+        p = 0
+        while p < len(body):
+            n = 8 + struct.unpack_from("<I", body, p + 4)[0]
+            parts.append(body[p:p + n])
+            p += n
+        for seed in range(20):
+            random.Random(seed).shuffle(parts)
+            f = b"".join(parts) + struct.pack("<HHI", 0, 0, 0)
+            f = struct.pack("<IHH", 8 + len(f), W.REC_EVENT, 0) + f
+            self.assertEqual(decode(f), (rtype, args))
+
+    def test_a_repeat_after_the_usual_head_is_refused(self):
+        # the daemon's own order first, then the same argument again
+        self.assertRefused(event(1, 2, 1, b"/a", extra=[(W.ARG_PID, u32(1))]))
+        self.assertRefused(event(1, 2, 1, b"/a", extra=[(W.ARG_PATH, s(b"/b"))]))
+        st = [(W.ARG_DEV, u64(1)), (W.ARG_INO, u64(2)), (W.ARG_MODE, u32(3)),
+              (W.ARG_UID, u32(4)), (W.ARG_GID, u32(5))]
+        self.assertEqual(decode(event(1, 2, 1, b"/a", extra=st))[1][W.ARG_GID], 5)
+        self.assertRefused(event(1, 2, 1, b"/a", extra=st + [(W.ARG_INO, u64(2))]))
+        # a bad path right after the head is refused by the general rules
+        self.assertRefused(event(1, 2, 1, b"/a\0b"))
+
     def test_inconsistent_events(self):
         self.assertRefused(event(1, 1, 0, b"/a"))
         self.assertRefused(event(1, 1, 13, b"/a"))
