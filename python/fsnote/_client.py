@@ -433,6 +433,7 @@ class Connection:
         self._evfd = None
         self._signalled = False
         self._given_sock = sock
+        self._reconnectable = sock is None
         try:
             self._evfd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
             self._ep.register(self._evfd, select.EPOLLIN)
@@ -1140,6 +1141,8 @@ class Connection:
         seconds (None: forever) pass; Subscription objects stay the same."""
         if self._ep is None:
             raise ValueError("I/O on a closed fsnote connection")
+        if not self._reconnectable:
+            raise ValueError("a connection made on a given socket cannot reconnect")
         deadline = None if timeout is None else time.monotonic() + timeout
         # what arrived whole on the old connection is still the caller's
         dead = self._dead

@@ -464,10 +464,13 @@ class DaemonTest(unittest.TestCase):
             return p
         w = self.path("w")
         os.mkdir(w)
+        gone = self.path("gone")
+        os.mkdir(gone)
         p = start()
         c = fsnote.connect(sock)
         self.addCleanup(c.close)
         sub = c.subscribe(w, types={"create"})
+        lost = c.subscribe(gone)
         with open(os.path.join(w, "before"), "w"):
             pass
         self.assertEqual(sub.read(10).path, os.path.join(w, "before"))
@@ -478,6 +481,7 @@ class DaemonTest(unittest.TestCase):
         self.assertIn(cm.exception.errno, (errno.ESHUTDOWN, errno.ECONNRESET))
         with open(os.path.join(w, "meanwhile"), "w"):
             pass
+        os.rmdir(gone)
         if os.path.exists(sock):
             os.unlink(sock)
         start()
@@ -491,6 +495,14 @@ class DaemonTest(unittest.TestCase):
         self.assertEqual(evs[0].type, "dropped", [repr(e) for e in evs])
         self.assertTrue(evs[0].flags & Flag.MUST_RESCAN)
         self.assertEqual(evs[-1].path, os.path.join(w, "after"))
+        # the one whose directory went away cannot be restored, and says so
+        ev = lost.read(0)
+        self.assertEqual(ev.type, "dropped")
+        self.assertTrue(ev.flags & Flag.SUB_ENDED and ev.flags & Flag.MUST_RESCAN)
+        self.assertEqual(ev.rescan, gone)
+        self.assertTrue(lost.ended)
+        self.assertNotIn(lost, c.subscriptions)
+        self.assertEqual(list(lost), [])
 
 
 if __name__ == "__main__":

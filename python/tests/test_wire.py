@@ -474,6 +474,11 @@ class FakeDaemonTest(unittest.TestCase):
         with self.assertRaises(fsnote.ConnectionLostError) as cm:
             sub.read(5)
         self.assertEqual(cm.exception.errno, errno.ESHUTDOWN)
+        # still raised, and a connection on a given socket has nowhere to go back to
+        with self.assertRaises(fsnote.ConnectionLostError):
+            c.read(0)
+        with self.assertRaises(ValueError):
+            c.reconnect(timeout=0)
         c.close()
 
     def test_a_reply_where_an_event_belongs(self):
