@@ -702,7 +702,6 @@ class Connection:
         """Decodes frames already buffered, a few dozen at a time (so that
         a reader that keeps up never meets the queue bound).  Returns
         whether there was any."""
-        q = self._subs if sub is None else None
         any_frame = False
         try:
             for _ in range(_BATCH):
@@ -713,7 +712,8 @@ class Connection:
                 rtype, args = rec
                 if rtype & 0xFF00 != 0x0200 or rtype == W.REP_ERROR:
                     self._dispatch(rtype, args)
-                if (self._queued if q is not None else len(sub._q)) >= _BATCH or self._dead:
+                ahead = self._queued if sub is None else len(sub._q)
+                if ahead >= _BATCH or self._dead:
                     break
         except ProtocolError:
             # recorded as the connection's death: raised once the events
