@@ -519,6 +519,35 @@ class FakeDaemonTest(unittest.TestCase):
         self.assertEqual(cm.exception.errno, errno.ENOENT)
         c.close()
 
+    def test_damaged_streams_raise_only_fsnote_errors(self):
+        rng = random.Random(1818)
+        good = [event(7, 101, 1, b"/w/a"), event(7, 102, 6, b"/w/a", extra=[
+            (W.ARG_DEST_PATH, s(b"/w/b"))]), frame(W.REC_SHUTDOWN, (W.ARG_MESSAGE, s(b"bye"))),
+            subscribed(9, 3), frame(W.REP_ERROR, (W.ARG_ERRNO, u32(5)), (W.ARG_MESSAGE, s(b"x")))]
+        outcomes = set()
+        for _ in range(300):
+            d = self.fake()
+            d.say(subscribed(1, 7))
+            c = d.connect()
+            sub = c.subscribe(self.dir_fd)
+            stream = bytearray(b"".join(rng.choice(good) for _ in range(rng.randint(1, 6))))
+            for _ in range(rng.randint(0, 3)):
+                stream[rng.randrange(len(stream))] = rng.randrange(256)
+            d.say(bytes(stream[:rng.randint(0, len(stream))]))
+            d.end.close()
+            try:
+                for _ in range(100):
+                    ev = sub.read(0) if rng.random() < 0.5 else c.read(0)
+                    self.assertTrue(ev is None or isinstance(ev, fsnote.Event))
+                    if ev is None and rng.random() < 0.3:
+                        c.current_id()
+                self.fail("a closed stream never ended")
+            except fsnote.Error as e:
+                outcomes.add(type(e).__name__)
+            c.close()
+        self.assertIn("ProtocolError", outcomes)
+        self.assertIn("ConnectionLostError", outcomes)
+
     def test_fileno_is_readable_exactly_while_there_is_work(self):
         d = self.fake()
         c, sub = self._subscribed_conn(d)
