@@ -589,6 +589,24 @@ class FakeDaemonTest(unittest.TestCase):
         self.assertEqual(asyncio.run(main()), [101, 102])
         c.close()
 
+    def test_asyncio_on_the_connection(self):
+        import asyncio
+        d = self.fake()
+        c, sub = self._subscribed_conn(d)
+
+        async def main():
+            self.assertIsNone(await c.aread(timeout=0.01))
+            asyncio.get_running_loop().call_later(0.02, d.say, event(7, 5, 1, b"/w/a") +
+                                                  event(7, 6, 2, b"/w/a"))
+            got = []
+            async for ev in c:
+                got.append((ev.id, str(ev.type)))
+                if len(got) == 2:
+                    break
+            return got
+        self.assertEqual(asyncio.run(main()), [(5, "create"), (6, "delete")])
+        c.close()
+
 
 if __name__ == "__main__":
     unittest.main()
