@@ -4,7 +4,7 @@
  * own connection through libfsnote, all watching DIR, all served from one
  * poll() loop in this process.
  *
- *   fsnote-sink [--subs M] [--latency-us L] [--timeout SEC] [--idle [--per-conn K]] DIR
+ *   fsnote-sink [--subs M] [--latency-us L] [--timeout SEC] [--hold] [--idle [--per-conn K]] DIR
  *
  * Prints "ready" on stderr once every subscription is confirmed, then counts
  * each subscriber's events by type until every one of them has seen DIR's
@@ -12,7 +12,9 @@
  * creation time, so the sink reports latency percentiles for them.  With
  * --idle it only subscribes (K subscriptions per connection, so that the
  * cost of a subscription can be told from that of a connection), prints
- * "ready" and waits for SIGTERM.  Prints one JSON object on stdout.
+ * "ready" and waits for SIGTERM.  With --hold it reads nothing until SIGUSR1,
+ * so that a backlog builds up in the daemon and "seconds" says how fast it
+ * drains.  Prints one JSON object on stdout.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -50,12 +52,18 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, go;
 
 static void on_term(int sig)
 {
 	(void)sig;
 	stop = 1;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	go = 1;
 }
 
 int main(int argc, char **argv)
@@ -66,16 +74,17 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "idle", no_argument, NULL, 'i' },
 		{ "per-conn", required_argument, NULL, 'k' },
+		{ "hold", no_argument, NULL, 'H' },
 		{ NULL, 0, NULL, 0 },
 	};
 	long m = 1;
 	long latency_us = 0;
 	double timeout = 600;
-	bool idle = false;
+	bool idle = false, hold = false;
 	long per_conn = 1;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "m:l:t:ik:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:l:t:ik:H", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			m = atol(optarg);
@@ -91,6 +100,9 @@ int main(int argc, char **argv)
 			break;
 		case 'k':
 			per_conn = atol(optarg);
+			break;
+		case 'H':
+			hold = true;
 			break;
 		default:
 			return 2;
@@ -129,7 +141,16 @@ int main(int argc, char **argv)
 		pfd[i].fd = fsnote_fd(subs[i].h);
 		pfd[i].events = POLLIN;
 	}
+	/* blocked before "ready", so that a SIGUSR1 sent on seeing it is kept */
+	sigset_t usr1, old;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	signal(SIGUSR1, on_usr1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
 	fprintf(stderr, "ready\n");
+	while (hold && !go)
+		sigsuspend(&old);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (idle) {
 		signal(SIGTERM, on_term);
 		while (!stop)
