@@ -115,6 +115,7 @@ class Flag(enum.IntFlag):
     ROOT = 1 << 10
     SUB_ENDED = 1 << 11
     LOCAL_ONLY = 1 << 12
+    UNVERIFIED = 1 << 15
 
 
 _FLAG_NAMES = [(f, f.name.lower()) for f in Flag]
