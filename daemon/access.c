@@ -443,10 +443,11 @@ int access_judge(struct access *a, const struct access_cred *c, const struct acc
 	int verdict = judge(a, c, root, dir, rel, rel_len);
 	if (verdict == ACCESS_DENIED)
 		a->denied++;
-	if (verdict == ACCESS_UNVERIFIABLE) {
+	if (verdict == ACCESS_UNVERIFIABLE)
 		a->unverifiable++;
-		return verdict; /* never cached: only a verdict on the object itself is */
-	}
+	/* an unverifiable verdict is cached too: until a directory changes
+	 * (which makes every verdict stale) the object is where the stream
+	 * puts it, and the walk would fail the same way again */
 	unsigned char *copy = malloc(key_len);
 	if (copy) {
 		memcpy(copy, key, key_len);

@@ -126,6 +126,15 @@ struct client {
 	struct client *prev, *next;
 };
 
+/* The rescan scope last given for a withheld name (subscriber.c). */
+struct withheld_memo {
+	uint32_t sub_id;
+	uint64_t gen;                 /* daemon.dir_changes when made */
+	char *dir;                    /* source-space directory of the name (owned) */
+	size_t dir_len;
+	char *scope;                  /* what withheld_scope() said (owned, may be NULL) */
+};
+
 struct daemon {
 	struct event_base *base;
 	struct config cfg;
@@ -153,6 +162,8 @@ struct daemon {
 	uint64_t interest_mask;
 	uint64_t source_mask;         /* what the sources were last asked for */
 	uint64_t events_in, events_delivered, events_denied;
+	uint64_t dir_changes;         /* directory attrib, rename and delete records seen */
+	struct withheld_memo withheld;
 	uint64_t start_ns;
 	bool draining;
 	struct event *ev_status, *ev_watchdog, *ev_exit;
@@ -163,7 +174,8 @@ struct daemon {
 int sub_create(struct daemon *d, struct client *c, const struct codec_record *req, int dirfd,
 	       struct sub **ret, char *err, size_t errlen);
 void sub_destroy(struct sub *s);
-/* Ends every lingering watch (shutdown). */
+/* Ends every lingering watch and frees what subscriptions left behind
+ * (shutdown). */
 void sub_free_lingers(struct daemon *d);
 struct sub *sub_find(struct client *c, uint32_t id);
 /* Moves pending events of @c's subscriptions into its output buffer until

@@ -256,6 +256,9 @@ void sub_free_lingers(struct daemon *d)
 {
 	while (d->lingers)
 		linger_free(d->lingers);
+	free(d->withheld.dir);
+	free(d->withheld.scope);
+	d->withheld = (struct withheld_memo){ .dir = NULL };
 }
 
 /* Hands the watch of @s (ending for another reason than its filesystem or
@@ -496,10 +499,22 @@ static int sub_match(struct daemon *d, struct sub *s, const struct anchor *a,
 static void sub_withheld(struct daemon *d, struct sub *s, const struct anchor *a, uint64_t id,
 			 const char *at, size_t at_len)
 {
-	char *scope = withheld_scope(d, s, a, at, at_len);
+	/* a burst withheld from one directory (a tree removed before the
+	 * daemon got to its events) asks for the scope once */
+	struct withheld_memo *m = &d->withheld;
+	const char *slash = memrchr(at, '/', at_len);
+	size_t dir_len = slash ? (size_t)(slash - at) : 0;
+	if (m->sub_id != s->id || m->gen != d->dir_changes || m->dir_len != dir_len ||
+	    !m->dir || memcmp(m->dir, at, dir_len) != 0) {
+		char *dir = strndup(at, dir_len);
+		char *scope = withheld_scope(d, s, a, at, at_len);
+		free(m->dir);
+		free(m->scope);
+		*m = (struct withheld_memo){ .sub_id = s->id, .gen = d->dir_changes, .dir = dir,
+					     .dir_len = dir ? dir_len : 0, .scope = scope };
+	}
 	ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN |
-			  FSNOTE_FLAG_UNVERIFIED, 1, id, id, scope);
-	free(scope);
+			  FSNOTE_FLAG_UNVERIFIED, 1, id, id, m->scope);
 }
 
 /* --- queueing and wake-ups ---------------------------------------------- */
@@ -620,8 +635,10 @@ static uint64_t take_event(struct daemon *d, const struct source_event *sev)
 	d->events_in++;
 	if ((sev->flags & FSNOTE_FLAG_IS_DIR) &&
 	    (sev->type == FSNOTE_EV_ATTRIB || sev->type == FSNOTE_EV_RENAME ||
-	     sev->type == FSNOTE_EV_DELETE))
+	     sev->type == FSNOTE_EV_DELETE)) {
 		access_invalidate(d->access);
+		d->dir_changes++;
+	}
 	if (sev->type > FSNOTE_EV_MAX ||
 	    (!(d->interest_mask & FSNOTE_EV_BIT(sev->type)) && !(sev->flags & FSNOTE_FLAG_INJECTED) &&
 	     sev->type != FSNOTE_EV_UNMOUNT))
