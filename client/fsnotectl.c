@@ -36,19 +36,14 @@
 
 #include "fsnote.h"
 #include "fsnotectl-format.h"
-
-#define EXIT_TIMEOUT 2
-
-/* The "Try" hint names the overall help, which lists every verb's options. */
-#define TRY_HELP "Try 'fsnotectl --help'."
+#include "fsnotectl.h"
 
 /* Explicit socket (--socket); NULL: $FSNOTE_SOCKET or the default. */
 static const char *arg_socket;
 
 /* --- messages ---------------------------------------------------------------- */
 
-static void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void errorf(const char *fmt, ...)
+void errorf(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -65,7 +60,7 @@ static void errorf(const char *fmt, ...)
 /* An escaped copy of a NUL-terminated string (NULL counts as ""), for
  * messages; the caller frees it.  Never NULL: without memory for a few
  * bytes the tool cannot say anything useful, so it says that and exits. */
-static char *esc(const char *s)
+char *esc(const char *s)
 {
 	struct outbuf b = { 0 };
 
@@ -99,7 +94,7 @@ static int parse_u64(const char *opt, const char *s, uint64_t *ret)
 }
 
 /* Seconds, fractional allowed, as nanoseconds. */
-static int parse_seconds(const char *opt, const char *s, int64_t *ret_ns)
+int parse_seconds(const char *opt, const char *s, int64_t *ret_ns)
 {
 	char *end;
 
@@ -181,7 +176,7 @@ static int parse_events(const char *list, bool inotify, uint64_t *ret, uint32_t 
 }
 
 /* Reports a getopt failure for @verb; always returns 1. */
-static int bad_option(const char *verb, int c, char **argv)
+int bad_option(const char *verb, int c, char **argv)
 {
 	const char *arg = argv[optind - 1];
 
@@ -196,7 +191,7 @@ static int bad_option(const char *verb, int c, char **argv)
 
 /* --- time ----------------------------------------------------------------------- */
 
-static int64_t now_ns(clockid_t clk)
+int64_t now_ns(clockid_t clk)
 {
 	struct timespec ts;
 
@@ -352,7 +347,7 @@ static const char *socket_name(void)
 }
 
 /* Connects, or says why not on one line; returns 0 or 1 (the exit status). */
-static int connect_daemon(fsnote **ret)
+int connect_daemon(fsnote **ret)
 {
 	fsnote *h = NULL;
 	int r = fsnote_connect(arg_socket, &h);
@@ -397,7 +392,7 @@ static int connect_daemon(fsnote **ret)
 }
 
 /* One line for a failed request, preferring the daemon's own words. */
-static int request_error(fsnote *h, const char *what, int r)
+int request_error(fsnote *h, const char *what, int r)
 {
 	const char *msg = fsnote_last_error(h);
 
@@ -413,7 +408,7 @@ static int request_error(fsnote *h, const char *what, int r)
 	return 1;
 }
 
-static int subscribe_error(fsnote *h, const char *path, int r)
+int subscribe_error(fsnote *h, const char *path, int r)
 {
 	const char *msg = fsnote_last_error(h);
 	char *p = esc(path);
@@ -1493,6 +1488,8 @@ static void help_main(void)
 	       "  current-id [--at TIME]           the newest event ID (or the first at TIME)\n"
 	       "  flush PATH                       the event ID covering every change until now\n"
 	       "  inject [--dir] TYPE PATH [DEST]  a synthetic event (root only)\n"
+	       "  run [--debounce MS] [--restart] [--exclude PATTERN]... PATH... -- COMMAND\n"
+	       "                                   run COMMAND again whenever PATH changed\n"
 	       "\n"
 	       "Event types: create delete modify attrib close_write rename unmount dropped\n"
 	       "             open access mount fs_error\n"
@@ -1552,6 +1549,8 @@ int main(int argc, char **argv)
 		return cmd_flush(vargc, vargv);
 	if (strcmp(verb, "inject") == 0)
 		return cmd_inject(vargc, vargv);
+	if (strcmp(verb, "run") == 0)
+		return cmd_run(vargc, vargv);
 	if (strcmp(verb, "help") == 0) {
 		help_main();
 		return 0;

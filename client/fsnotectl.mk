@@ -2,7 +2,8 @@
 # fsnotectl: the command line client, its manual page and bash completion.
 bin_PROGRAMS += client/fsnotectl
 client_fsnotectl_SOURCES = client/fsnotectl.c client/fsnote.h \
-	client/fsnotectl-format.c client/fsnotectl-format.h
+	client/fsnotectl-format.c client/fsnotectl-format.h \
+	client/fsnotectl-run.c client/fsnotectl.h
 client_fsnotectl_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 client_fsnotectl_LDADD = client/libfsnote.la $(JANSSON_LIBS) -lm
 
