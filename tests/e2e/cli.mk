@@ -6,5 +6,5 @@ TESTS += tests/e2e/cli.sh tests/e2e/security.sh
 EXTRA_DIST += tests/e2e/cli.sh tests/e2e/security.sh
 # inotifywait's forms against the real inotifywait (cli-inotify.sh), and
 # the run verb (cli-run.sh).
-TESTS += tests/e2e/cli-inotify.sh
-EXTRA_DIST += tests/e2e/cli-inotify.sh
+TESTS += tests/e2e/cli-inotify.sh tests/e2e/cli-run.sh
+EXTRA_DIST += tests/e2e/cli-inotify.sh tests/e2e/cli-run.sh
