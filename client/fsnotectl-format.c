@@ -32,24 +32,39 @@
 
 /* --- the buffer ------------------------------------------------------------------ */
 
-/* Room for @n more bytes, or NULL (o->oom set). */
-static char *reserve(struct outbuf *o, size_t n)
+/* The slow half of reserve(): grows the buffer, doubling. */
+static __attribute__((noinline)) char *grow(struct outbuf *o, size_t n)
 {
 	if (o->oom)
 		return NULL;
-	if (o->cap - o->len < n) {
-		size_t cap = o->cap ? o->cap : 2 * OUTBUF_FLUSH_AT;
-		while (cap - o->len < n)
-			cap *= 2;
-		char *p = realloc(o->p, cap);
-		if (!p) {
-			o->oom = true;
-			return NULL;
-		}
-		o->p = p;
-		o->cap = cap;
+	size_t cap = o->cap ? o->cap : 2 * OUTBUF_FLUSH_AT;
+	while (cap - o->len < n)
+		cap *= 2;
+	char *p = realloc(o->p, cap);
+	if (!p) {
+		o->oom = true;
+		return NULL;
 	}
+	o->p = p;
+	o->cap = cap;
 	return o->p + o->len;
+}
+
+/* Room for @n more bytes, or NULL (o->oom set). */
+static inline char *reserve(struct outbuf *o, size_t n)
+{
+	if (__builtin_expect(o->cap - o->len >= n && !o->oom, 1))
+		return o->p + o->len;
+	return grow(o, n);
+}
+
+static inline void add(struct outbuf *o, const void *s, size_t n)
+{
+	char *d = reserve(o, n);
+	if (d) {
+		memcpy(d, s, n);
+		o->len += n;
+	}
 }
 
 void outbuf_add(struct outbuf *o, const void *s, size_t n)
@@ -67,14 +82,14 @@ static inline void add_c(struct outbuf *o, char c)
 		o->p[o->len++] = c;
 		return;
 	}
-	outbuf_add(o, &c, 1);
+	add(o, &c, 1);
 }
 
-#define ADD_LIT(o, lit) outbuf_add((o), (lit), sizeof(lit) - 1)
+#define ADD_LIT(o, lit) add((o), (lit), sizeof(lit) - 1)
 
 static inline void add_str(struct outbuf *o, const char *s)
 {
-	outbuf_add(o, s, strlen(s));
+	add(o, s, strlen(s));
 }
 
 int outbuf_flush(struct outbuf *o)
@@ -115,13 +130,27 @@ void outbuf_done(struct outbuf *o)
 
 /* --- numbers ---------------------------------------------------------------------- */
 
-/* Decimal digits of @v at the end of @end; returns where they start. */
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+				  "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+				  "8081828384858687888990919293949596979899";
+
+/* Decimal digits of @v at the end of @end; returns where they start.  Two
+ * digits per division: IDs have nineteen. */
 static char *u64_digits(char *end, uint64_t v)
 {
-	do {
-		*--end = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
+	while (v >= 100) {
+		unsigned i = (unsigned)(v % 100) * 2;
+		v /= 100;
+		*--end = digit_pairs[i + 1];
+		*--end = digit_pairs[i];
+	}
+	if (v >= 10) {
+		unsigned i = (unsigned)v * 2;
+		*--end = digit_pairs[i + 1];
+		*--end = digit_pairs[i];
+	} else {
+		*--end = (char)('0' + v);
+	}
 	return end;
 }
 
@@ -129,7 +158,7 @@ static void add_u64(struct outbuf *o, uint64_t v)
 {
 	char tmp[24], *e = tmp + sizeof(tmp);
 	char *s = u64_digits(e, v);
-	outbuf_add(o, s, (size_t)(e - s));
+	add(o, s, (size_t)(e - s));
 }
 
 /* jansson holds integers as json_int_t (long long): a value past INT64_MAX
@@ -276,7 +305,7 @@ void fmt_json_chars(struct outbuf *o, const char *s, size_t len)
 		unsigned char c = p[i];
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		outbuf_add(o, s + run, i - run);
+		add(o, s + run, i - run);
 		run = i + 1;
 		switch (c) {
 		case '"':
@@ -302,12 +331,12 @@ void fmt_json_chars(struct outbuf *o, const char *s, size_t len)
 			break;
 		default: {
 			char u[6] = { '\\', 'u', '0', '0', hex_upper[c >> 4], hex_upper[c & 15] };
-			outbuf_add(o, u, sizeof(u));
+			add(o, u, sizeof(u));
 			break;
 		}
 		}
 	}
-	outbuf_add(o, s + run, len - run);
+	add(o, s + run, len - run);
 }
 
 /* Code points that are printable in the strict sense but change how a
@@ -322,7 +351,7 @@ static bool misleading(uint32_t cp)
 static void add_hex_byte(struct outbuf *o, unsigned char c)
 {
 	char x[4] = { '\\', 'x', hex_lower[c >> 4], hex_lower[c & 15] };
-	outbuf_add(o, x, sizeof(x));
+	add(o, x, sizeof(x));
 }
 
 void fmt_escape_terminal(struct outbuf *o, const char *s, size_t len)
@@ -343,7 +372,7 @@ void fmt_escape_terminal(struct outbuf *o, const char *s, size_t len)
 				i += n;
 				continue;
 			}
-			outbuf_add(o, s + run, i - run);
+			add(o, s + run, i - run);
 			if (!n) {
 				add_hex_byte(o, c);
 				i++;
@@ -355,7 +384,7 @@ void fmt_escape_terminal(struct outbuf *o, const char *s, size_t len)
 			run = i;
 			continue;
 		}
-		outbuf_add(o, s + run, i - run);
+		add(o, s + run, i - run);
 		if (c == '\\')
 			ADD_LIT(o, "\\\\");
 		else if (c == '\n')
@@ -369,7 +398,7 @@ void fmt_escape_terminal(struct outbuf *o, const char *s, size_t len)
 		i++;
 		run = i;
 	}
-	outbuf_add(o, s + run, len - run);
+	add(o, s + run, len - run);
 }
 
 /* --- JSON ------------------------------------------------------------------------- */
@@ -382,7 +411,7 @@ static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 static void json_name(struct outbuf *o, const char *key, size_t key_len, const char *s, size_t len)
 {
 	add_c(o, '"');
-	outbuf_add(o, key, key_len);
+	add(o, key, key_len);
 	ADD_LIT(o, "\":\"");
 	if (fmt_utf8_valid(s, len)) {
 		fmt_json_chars(o, s, len);
@@ -405,7 +434,7 @@ static void json_name(struct outbuf *o, const char *key, size_t key_len, const c
 	}
 	fmt_json_chars(o, s + run, len - run);
 	ADD_LIT(o, "\",\"");
-	outbuf_add(o, key, key_len);
+	add(o, key, key_len);
 	ADD_LIT(o, "_base64\":\"");
 	char *d = reserve(o, (len + 2) / 3 * 4);
 	if (!d)
@@ -513,7 +542,7 @@ void fmt_json(struct outbuf *o, const struct fmt_event *e)
 	add_i64(o, e->pid);
 	json_attrs(o, &e->attrs[0], false);
 	ADD_LIT(o, ",\"time\":");
-	outbuf_add(o, real, fmt_real16(real, (double)e->time_ns / 1e9));
+	add(o, real, fmt_real16(real, (double)e->time_ns / 1e9));
 	ADD_LIT(o, ",\"time_ns\":");
 	add_i64(o, (int64_t)e->time_ns);
 	if (e->dest)
@@ -603,14 +632,14 @@ void fmt_human(struct outbuf *o, const struct fmt_event *e, bool color)
 
 	if (color)
 		ADD_LIT(o, "\033[2m");
-	outbuf_add(o, when, len);
+	add(o, when, len);
 	uint32_t us = (uint32_t)(t % 1000000000 / 1000);
 	char frac[7] = { '.' };
 	for (int i = 6; i >= 1; i--) {
 		frac[i] = (char)('0' + us % 10);
 		us /= 10;
 	}
-	outbuf_add(o, frac, sizeof(frac));
+	add(o, frac, sizeof(frac));
 	if (color)
 		ADD_LIT(o, "\033[0m");
 	add_c(o, ' ');
@@ -625,7 +654,7 @@ void fmt_human(struct outbuf *o, const struct fmt_event *e, bool color)
 		/* "type%-7u": the number padded to 7, so 11 columns again */
 		char d[12], *end = d + sizeof(d), *s = u64_digits(end, e->type);
 		ADD_LIT(o, "type");
-		outbuf_add(o, s, (size_t)(end - s));
+		add(o, s, (size_t)(end - s));
 		for (n = (size_t)(end - s); n < 7; n++)
 			add_c(o, ' ');
 		n = 11;
@@ -907,15 +936,15 @@ static void add_w(struct outbuf *o, const struct in_line *l, const struct fmt_in
 			/* the root directory: what follows starts without a slash */
 			if (l->w_len > 1) {
 				add_c(o, '/');
-				outbuf_add(o, l->w + 1, l->w_len - 1);
+				add(o, l->w + 1, l->w_len - 1);
 			}
 		} else {
-			outbuf_add(o, l->w + n, l->w_len - n);
+			add(o, l->w + n, l->w_len - n);
 		}
 		add_c(o, '/');
 		return;
 	}
-	outbuf_add(o, l->w, l->w_len);
+	add(o, l->w, l->w_len);
 	add_c(o, '/');
 }
 
@@ -941,7 +970,7 @@ static void add_csv(struct outbuf *o, const char *s, size_t len)
 		return;
 	if (!memchr(s, '"', len) && !memchr(s, ',', len) && !memchr(s, '\n', len) && s[0] != ' ' &&
 	    s[len - 1] != ' ') {
-		outbuf_add(o, s, len);
+		add(o, s, len);
 		return;
 	}
 	add_c(o, '"');
@@ -949,10 +978,10 @@ static void add_csv(struct outbuf *o, const char *s, size_t len)
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] != '"')
 			continue;
-		outbuf_add(o, s + run, i + 1 - run);
+		add(o, s + run, i + 1 - run);
 		run = i;
 	}
-	outbuf_add(o, s + run, len - run);
+	add(o, s + run, len - run);
 	add_c(o, '"');
 }
 
@@ -980,7 +1009,7 @@ static void emit_line(struct outbuf *o, const struct in_line *l, const struct fm
 			add_str(o, p);
 			break;
 		}
-		outbuf_add(o, p, (size_t)(pct - p));
+		add(o, p, (size_t)(pct - p));
 		char c = pct[1];
 		p = pct + 2;
 		switch (c) {
@@ -988,7 +1017,7 @@ static void emit_line(struct outbuf *o, const struct in_line *l, const struct fm
 			add_w(o, l, f, e->sub_id);
 			break;
 		case 'f':
-			outbuf_add(o, l->f, l->f_len);
+			add(o, l->f, l->f_len);
 			break;
 		case 'e':
 			add_events(o, l->mask, ',');
@@ -1004,7 +1033,7 @@ static void emit_line(struct outbuf *o, const struct in_line *l, const struct fm
 			if (f->timefmt && *f->timefmt && localtime_r(&secs, &tm))
 				n = strftime(buf, sizeof(buf), f->timefmt, &tm);
 #pragma GCC diagnostic pop
-			outbuf_add(o, buf, n);
+			add(o, buf, n);
 			break;
 		}
 		case '0':
@@ -1026,7 +1055,7 @@ static void emit_line(struct outbuf *o, const struct in_line *l, const struct fm
 				p = pct + 3;
 			} else {
 				/* not a conversion: as written */
-				outbuf_add(o, pct, 2);
+				add(o, pct, 2);
 			}
 			break;
 		}
