@@ -12,6 +12,7 @@
 #     inotifywait line (but for a removed subdirectory's DELETE_SELF, which
 #     inotifywait prints or not depending on the order it reads two
 #     events in), and what only inotifywait printed are those three;
+#   - the same as nobody;
 #   - %T with --timefmt is the event's time; usage errors are one line.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -134,6 +135,28 @@ check_unselected() {
     e2e_pass "$b: without -e a subset of inotifywait's lines; only OPEN/ACCESS/CLOSE_NOWRITE ($(wc -l < "$o.only-iw") lines) are its alone"
 }
 
+# As nobody (both tools), in a directory nobody may read but not write.
+check_nobody() {
+    local b=$1 o=$E2E_TMP/nobody-$1
+    rm -rf w; mkdir -p w/s
+    local fmt='%w|%f|%e'
+    "${NOBODY[@]}" inotifywait -m -r -e "$SEL" --format "$fmt" w > "$o.iw" 2> "$o.iw.err" & IW_PID=$!
+    "${NOBODY[@]}" "$FSNOTECTL" watch -e "$SEL" --format "$fmt" w > "$o.fs" 2> "$o.fs.err" & FS_PID=$!
+    wait_line "$o.iw.err" "Watches established."
+    wait_line "$o.fs.err" "Watches established."
+    touch w/a w/s/b
+    mv w/a w/s/c
+    mkdir w/d
+    mv w/d w/e
+    rm w/s/b
+    touch w/END
+    wait_line "$o.iw" "w/|END|CLOSE_WRITE,CLOSE"
+    wait_line "$o.fs" "w/|END|CLOSE_WRITE,CLOSE"
+    stop_both
+    same_set "$b: as nobody" "$o.iw" "$o.fs"
+    e2e_pass "$b: as nobody, the same lines as inotifywait ($(sort -u "$o.fs" | wc -l) distinct)"
+}
+
 check_time_and_errors() {
     local o=$E2E_TMP/time
     rm -rf w; mkdir -p w
@@ -166,6 +189,7 @@ for backend in fanotify inotify; do
     check_format "$backend"
     check_csv "$backend"
     check_unselected "$backend"
+    check_nobody "$backend"
     e2e_stop_daemon
 done
 e2e_start_daemon
