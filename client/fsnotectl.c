@@ -2,12 +2,14 @@
 /*
  * fsnotectl.c - the command line client of fsnoted.
  *
- * One verb per run (watch, wait, status, current-id, flush, inject); each
- * opens one connection through the public libfsnote API only (fsnote.h), so
- * that this tool is also the library's first user and its example.
+ * One verb per run (watch, wait, status, current-id, flush, inject, and
+ * run in fsnotectl-run.c); each opens one connection through the public
+ * libfsnote API only (fsnote.h), so that this tool is also the library's
+ * first user and its example.  Events become lines in fsnotectl-format.c.
  *
  * The contract scripts rely on: standard output carries only results (one
- * event, ID or report per line, flushed per line); every error is ONE line
+ * event, ID or report per line, each written before the tool waits for
+ * anything more, a burst's lines in large writes); every error is ONE line
  * on standard error starting "fsnotectl: "; the exit status is 0 for
  * success, 1 for an error and 2 when a --timeout expired.  Names are bytes:
  * nothing a file name contains reaches a terminal unescaped (control
