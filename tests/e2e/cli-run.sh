@@ -57,6 +57,16 @@ wait_runs() {  # R N: at least N runs have ended
     e2e_fail "run $2 did not end within 10 s ($(runs "$1") runs): $(cat "$1/log" 2>/dev/null) $(cat "$E2E_TMP/run.err")"
 }
 
+# wait_idle: the running command has ended and been reaped (fsnotectl
+# has no child left), so that its status is the last one
+wait_idle() {
+    for _ in $(seq 250); do
+        [ -n "$(cat /proc/"$RUN_PID"/task/*/children 2>/dev/null)" ] || return 0
+        sleep 0.02
+    done
+    e2e_fail "the command did not end within 5 s"
+}
+
 wait_file() {  # FILE
     for _ in $(seq 500); do [ -s "$1" ] && return 0; sleep 0.02; done
     e2e_fail "$1 did not appear within 10 s"
@@ -93,7 +103,7 @@ marker_run() {
 check_debounce() {
     local w=$E2E_TMP/deb r=$E2E_TMP/deb.r
     fresh "$w"
-    start_run -- --debounce 400 "$w" -- "$RECORDER" "$r"
+    start_run -- --debounce 800 "$w" -- "$RECORDER" "$r"
     wait_runs "$r" 1
     [ -z "$(cat "$r/changed.1")" ] || e2e_fail "the first run has changes: $(cat "$r/changed.1")"
     local i
@@ -164,6 +174,7 @@ check_exit_status() {
     fresh "$w"
     start_run -- "$w" -- sh -c 'echo x >> "$0/runs"; exit 3' "$r"
     wait_file "$r/runs"
+    wait_idle
     kill -INT "$RUN_PID"
     rc=0; wait "$RUN_PID" || rc=$?; RUN_PID=""
     [ "$rc" -eq 3 ] || e2e_fail "SIGINT after a run that exited 3: status $rc"
@@ -178,7 +189,7 @@ check_exit_status() {
     fresh "$w"
     start_run -- "$w" -- sh -c 'echo x >> "$0/runs"' "$r"
     wait_file "$r/runs"
-    for _ in $(seq 100); do pgrep -P "$RUN_PID" > /dev/null || break; sleep 0.02; done
+    wait_idle
     kill -TERM "$RUN_PID"
     rc=0; wait "$RUN_PID" || rc=$?; RUN_PID=""
     [ "$rc" -eq 0 ] || e2e_fail "SIGTERM after a run that exited 0: status $rc"
