@@ -457,6 +457,9 @@ struct output {
 	bool json;
 	bool color;
 	const struct fmt_inotify *inotify; /* --format or --csv */
+	/* run_events() flushes when no more events are waiting; any other
+	 * caller gets each line written at once */
+	bool batch;
 	struct outbuf buf;                 /* to standard output */
 };
 
@@ -468,12 +471,14 @@ static bool want_color(void)
 }
 
 /* Formats one event into the output buffer, which is written out once it
- * holds OUTBUF_FLUSH_AT bytes and, by run_events(), whenever no further
- * event is waiting.  Returns 0 or -errno. */
+ * holds OUTBUF_FLUSH_AT bytes and, with @out->batch, by run_events()
+ * whenever no further event is waiting (else at once).  Returns 0 or
+ * -errno. */
 static int print_event(struct output *out, const fsnote_event *e)
 {
 	struct fmt_event v;
 
+	out->buf.fd = STDOUT_FILENO;
 	fmt_event_from(&v, e);
 	if (out->inotify)
 		fmt_inotify(&out->buf, &v, out->inotify);
@@ -481,7 +486,7 @@ static int print_event(struct output *out, const fsnote_event *e)
 		fmt_json(&out->buf, &v);
 	else
 		fmt_human(&out->buf, &v, out->color);
-	return outbuf_maybe_flush(&out->buf);
+	return out->batch ? outbuf_maybe_flush(&out->buf) : outbuf_flush(&out->buf);
 }
 
 /* --- watch and wait ------------------------------------------------------------------ */
@@ -580,7 +585,7 @@ static int reconnect(fsnote *h, int64_t deadline)
 static int run_events(fsnote *h, const struct watch_args *a, size_t n_subs, bool until_first)
 {
 	struct output out = { .json = a->json, .color = !a->json && !a->inotify_mode && want_color(),
-			      .inotify = a->inotify_mode ? &a->inotify : NULL,
+			      .inotify = a->inotify_mode ? &a->inotify : NULL, .batch = true,
 			      .buf = { .fd = STDOUT_FILENO } };
 	int64_t deadline = a->timeout_ns >= 0 ? now_ns(CLOCK_MONOTONIC) + a->timeout_ns : -1;
 	uint64_t printed = 0;
