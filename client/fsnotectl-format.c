@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,13 @@ int outbuf_flush(struct outbuf *o)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN) {
+				/* a descriptor someone left non-blocking: wait as a
+				 * blocking write would */
+				struct pollfd p = { .fd = o->fd, .events = POLLOUT };
+				if (poll(&p, 1, -1) >= 0 || errno == EINTR)
+					continue;
+			}
 			r = -errno;
 			break;
 		}
