@@ -6,4 +6,4 @@ bench_raw_fanotify_SOURCES = bench/raw-fanotify.c
 bench_workload_SOURCES = bench/workload.c
 bench_fsnote_sink_SOURCES = bench/fsnote-sink.c
 bench_fsnote_sink_LDADD = client/libfsnote.la
-EXTRA_DIST += bench/run bench/README.md
+EXTRA_DIST += bench/run bench/README.md bench/cli-cpu

@@ -2,12 +2,14 @@
 /*
  * fsnotectl.c - the command line client of fsnoted.
  *
- * One verb per run (watch, wait, status, current-id, flush, inject); each
- * opens one connection through the public libfsnote API only (fsnote.h), so
- * that this tool is also the library's first user and its example.
+ * One verb per run (watch, wait, status, current-id, flush, inject, and
+ * run in fsnotectl-run.c); each opens one connection through the public
+ * libfsnote API only (fsnote.h), so that this tool is also the library's
+ * first user and its example.  Events become lines in fsnotectl-format.c.
  *
  * The contract scripts rely on: standard output carries only results (one
- * event, ID or report per line, flushed per line); every error is ONE line
+ * event, ID or report per line, each written before the tool waits for
+ * anything more, a burst's lines in large writes); every error is ONE line
  * on standard error starting "fsnotectl: "; the exit status is 0 for
  * success, 1 for an error and 2 when a --timeout expired.  Names are bytes:
  * nothing a file name contains reaches a terminal unescaped (control
@@ -35,19 +37,15 @@
 #include <unistd.h>
 
 #include "fsnote.h"
-
-#define EXIT_TIMEOUT 2
-
-/* The "Try" hint names the overall help, which lists every verb's options. */
-#define TRY_HELP "Try 'fsnotectl --help'."
+#include "fsnotectl-format.h"
+#include "fsnotectl.h"
 
 /* Explicit socket (--socket); NULL: $FSNOTE_SOCKET or the default. */
 static const char *arg_socket;
 
 /* --- messages ---------------------------------------------------------------- */
 
-static void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void errorf(const char *fmt, ...)
+void errorf(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -59,216 +57,22 @@ static void errorf(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* --- bytes, UTF-8, escapes ---------------------------------------------------- */
-
-/* Length (2..4) of the well-formed UTF-8 sequence at @p (no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0; the code point in *@ret_cp. */
-static size_t utf8_seq(const unsigned char *p, size_t left, uint32_t *ret_cp)
-{
-	uint32_t cp;
-	size_t n;
-
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		n = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		n = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		n = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (left < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	*ret_cp = cp;
-	return n;
-}
-
-static bool utf8_valid(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	uint32_t cp;
-
-	for (size_t i = 0; i < len;) {
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		size_t n = utf8_seq(p + i, len - i, &cp);
-		if (!n)
-			return false;
-		i += n;
-	}
-	return true;
-}
-
-/* Code points that are printable in the strict sense but change how a
- * terminal shows what follows them: C1 controls, bidirectional embeddings
- * and isolates, line and paragraph separators. */
-static bool misleading(uint32_t cp)
-{
-	return (cp >= 0x80 && cp <= 0x9f) || cp == 0x200e || cp == 0x200f ||
-	       (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
-}
-
-/* A growing string for escaped output; bounded by what it escapes (at most
- * four output bytes per input byte). */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *np = realloc(b->p, cap);
-		if (!np) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_addf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_addf(struct sbuf *b, const char *fmt, ...)
-{
-	char tmp[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		sb_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-/* Appends @len bytes of @s so that a terminal shows exactly which bytes
- * they are: '\' doubles so that escapes stay unambiguous; \n \t \r for
- * those; \xNN for other control bytes, DEL, bytes that are not part of
- * well-formed UTF-8, and every byte of a misleading code point. */
-static void sb_escape(struct sbuf *b, const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	uint32_t cp;
-
-	for (size_t i = 0; i < len;) {
-		unsigned char c = p[i];
-		if (c == '\\') {
-			sb_add(b, "\\\\", 2);
-			i++;
-		} else if (c == '\n') {
-			sb_add(b, "\\n", 2);
-			i++;
-		} else if (c == '\t') {
-			sb_add(b, "\\t", 2);
-			i++;
-		} else if (c == '\r') {
-			sb_add(b, "\\r", 2);
-			i++;
-		} else if (c < 0x20 || c == 0x7f) {
-			sb_addf(b, "\\x%02x", c);
-			i++;
-		} else if (c < 0x80) {
-			sb_add(b, (const char *)p + i, 1);
-			i++;
-		} else {
-			size_t n = utf8_seq(p + i, len - i, &cp);
-			if (!n) {
-				sb_addf(b, "\\x%02x", c);
-				i++;
-			} else if (misleading(cp)) {
-				for (size_t k = 0; k < n; k++)
-					sb_addf(b, "\\x%02x", p[i + k]);
-				i += n;
-			} else {
-				sb_add(b, (const char *)p + i, n);
-				i += n;
-			}
-		}
-	}
-}
+/* --- escapes ---------------------------------------------------------------------- */
 
 /* An escaped copy of a NUL-terminated string (NULL counts as ""), for
  * messages; the caller frees it.  Never NULL: without memory for a few
  * bytes the tool cannot say anything useful, so it says that and exits. */
-static char *esc(const char *s)
+char *esc(const char *s)
 {
-	struct sbuf b = { 0 };
+	struct outbuf b = { 0 };
 
-	sb_escape(&b, s ? s : "", s ? strlen(s) : 0);
-	sb_add(&b, "", 0);
+	fmt_escape_terminal(&b, s ? s : "", s ? strlen(s) : 0);
+	outbuf_add(&b, "", 1);
 	if (b.oom || !b.p) {
 		fputs("fsnotectl: out of memory\n", stderr);
 		exit(1);
 	}
 	return b.p;
-}
-
-/* JSON needs UTF-8: a well-formed name goes as is; otherwise every byte
- * outside well-formed UTF-8 becomes U+FFFD in @key and the exact bytes go,
- * base64-encoded, in "@key_base64". */
-static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int json_set_bytes(json_t *obj, const char *key, const char *s, size_t len)
-{
-	if (utf8_valid(s, len))
-		return json_object_set_new(obj, key, json_stringn(s, len));
-
-	struct sbuf lossy = { 0 }, b64 = { 0 };
-	const unsigned char *p = (const unsigned char *)s;
-	uint32_t cp;
-	for (size_t i = 0; i < len;) {
-		size_t n = p[i] < 0x80 ? 1 : utf8_seq(p + i, len - i, &cp);
-		if (!n) {
-			sb_add(&lossy, "\xef\xbf\xbd", 3);
-			i++;
-		} else {
-			sb_add(&lossy, s + i, n);
-			i += n;
-		}
-	}
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		size_t n = len - i < 3 ? len - i : 3;
-		if (n > 1)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (n > 2)
-			v |= p[i + 2];
-		char q[4] = { b64_alphabet[(v >> 18) & 63], b64_alphabet[(v >> 12) & 63],
-			      n > 1 ? b64_alphabet[(v >> 6) & 63] : '=', n > 2 ? b64_alphabet[v & 63] : '=' };
-		sb_add(&b64, q, 4);
-	}
-	char key64[64];
-	snprintf(key64, sizeof(key64), "%s_base64", key);
-	int r = -ENOMEM;
-	if (!lossy.oom && !b64.oom && lossy.p && b64.p &&
-	    json_object_set_new(obj, key, json_stringn(lossy.p, lossy.len)) == 0 &&
-	    json_object_set_new(obj, key64, json_stringn(b64.p, b64.len)) == 0)
-		r = 0;
-	free(lossy.p);
-	free(b64.p);
-	return r;
 }
 
 /* --- argument parsing ----------------------------------------------------------- */
@@ -292,7 +96,7 @@ static int parse_u64(const char *opt, const char *s, uint64_t *ret)
 }
 
 /* Seconds, fractional allowed, as nanoseconds. */
-static int parse_seconds(const char *opt, const char *s, int64_t *ret_ns)
+int parse_seconds(const char *opt, const char *s, int64_t *ret_ns)
 {
 	char *end;
 
@@ -307,9 +111,15 @@ static int parse_seconds(const char *opt, const char *s, int64_t *ret_ns)
 }
 
 /* A comma-separated list of event type names as an FSNOTE_MASK() set. */
-static int parse_events(const char *list, uint64_t *ret)
+/* A comma-separated list of event type names as an FSNOTE_MASK() set.
+ * With @inotify (--format, --csv), inotifywait's names come first, with
+ * its meaning (create is CREATE lines only, moved_to MOVED_TO lines ...),
+ * and *@ret_want receives the lines they select; fsnoted's own names that
+ * inotifywait lacks (rename, dropped ...) select the lines they give. */
+static int parse_events(const char *list, bool inotify, uint64_t *ret, uint32_t *ret_want)
 {
 	uint64_t mask = 0;
+	uint32_t want = 0;
 	char *copy = strdup(list), *save = NULL;
 
 	if (!copy) {
@@ -317,11 +127,26 @@ static int parse_events(const char *list, uint64_t *ret)
 		return -ENOMEM;
 	}
 	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		uint64_t types;
+		uint32_t w;
+		int k = fmt_inotify_event_name(tok, &w, &types);
+		if (k == -EOPNOTSUPP) {
+			char *e = esc(tok);
+			errorf("fsnoted does not report %s events (closes of files opened read-only)", e);
+			free(e);
+			free(copy);
+			return -EINVAL;
+		}
+		if (inotify && k == 0) {
+			mask |= types;
+			want |= w;
+			continue;
+		}
 		uint32_t t = fsnote_type_from_name(tok);
 		if (!t) {
 			char known[256] = "";
-			for (uint32_t k = 1; k <= FSNOTE_TYPE_MAX; k++) {
-				const char *n = fsnote_type_name(k);
+			for (uint32_t n_ = 1; n_ <= FSNOTE_TYPE_MAX; n_++) {
+				const char *n = fsnote_type_name(n_);
 				if (!n)
 					continue;
 				if (*known)
@@ -329,12 +154,17 @@ static int parse_events(const char *list, uint64_t *ret)
 				strncat(known, n, sizeof(known) - strlen(known) - 1);
 			}
 			char *e = esc(tok);
-			errorf("unknown event type '%s' (known: %s)", e, known);
+			if (k == 0)
+				errorf("'%s' is an inotifywait event name: use it with --format or --csv, "
+				       "or name fsnoted's types (known: %s)", e, known);
+			else
+				errorf("unknown event type '%s' (known: %s)", e, known);
 			free(e);
 			free(copy);
 			return -EINVAL;
 		}
 		mask |= FSNOTE_MASK(t);
+		want |= fmt_inotify_lines_of_type(t);
 	}
 	free(copy);
 	if (!mask) {
@@ -342,11 +172,13 @@ static int parse_events(const char *list, uint64_t *ret)
 		return -EINVAL;
 	}
 	*ret = mask;
+	if (ret_want)
+		*ret_want = want;
 	return 0;
 }
 
 /* Reports a getopt failure for @verb; always returns 1. */
-static int bad_option(const char *verb, int c, char **argv)
+int bad_option(const char *verb, int c, char **argv)
 {
 	const char *arg = argv[optind - 1];
 
@@ -361,7 +193,7 @@ static int bad_option(const char *verb, int c, char **argv)
 
 /* --- time ----------------------------------------------------------------------- */
 
-static int64_t now_ns(clockid_t clk)
+int64_t now_ns(clockid_t clk)
 {
 	struct timespec ts;
 
@@ -517,7 +349,7 @@ static const char *socket_name(void)
 }
 
 /* Connects, or says why not on one line; returns 0 or 1 (the exit status). */
-static int connect_daemon(fsnote **ret)
+int connect_daemon(fsnote **ret)
 {
 	fsnote *h = NULL;
 	int r = fsnote_connect(arg_socket, &h);
@@ -562,7 +394,7 @@ static int connect_daemon(fsnote **ret)
 }
 
 /* One line for a failed request, preferring the daemon's own words. */
-static int request_error(fsnote *h, const char *what, int r)
+int request_error(fsnote *h, const char *what, int r)
 {
 	const char *msg = fsnote_last_error(h);
 
@@ -578,7 +410,7 @@ static int request_error(fsnote *h, const char *what, int r)
 	return 1;
 }
 
-static int subscribe_error(fsnote *h, const char *path, int r)
+int subscribe_error(fsnote *h, const char *path, int r)
 {
 	const char *msg = fsnote_last_error(h);
 	char *p = esc(path);
@@ -624,6 +456,11 @@ static int subscribe_error(fsnote *h, const char *path, int r)
 struct output {
 	bool json;
 	bool color;
+	const struct fmt_inotify *inotify; /* --format or --csv */
+	/* run_events() flushes when no more events are waiting; any other
+	 * caller gets each line written at once */
+	bool batch;
+	struct outbuf buf;                 /* to standard output */
 };
 
 static bool want_color(void)
@@ -633,205 +470,23 @@ static bool want_color(void)
 	return isatty(STDOUT_FILENO) && !getenv("NO_COLOR") && !(term && strcmp(term, "dumb") == 0);
 }
 
-static const char *type_color(uint32_t type)
+/* Formats one event into the output buffer, which is written out once it
+ * holds OUTBUF_FLUSH_AT bytes and, with @out->batch, by run_events()
+ * whenever no further event is waiting (else at once).  Returns 0 or
+ * -errno. */
+static int print_event(struct output *out, const fsnote_event *e)
 {
-	switch (type) {
-	case FSNOTE_CREATE:
-		return "\033[32m";
-	case FSNOTE_DELETE:
-		return "\033[31m";
-	case FSNOTE_RENAME:
-		return "\033[36m";
-	case FSNOTE_MODIFY:
-	case FSNOTE_CLOSE_WRITE:
-		return "\033[33m";
-	case FSNOTE_ATTRIB:
-		return "\033[34m";
-	case FSNOTE_DROPPED:
-	case FSNOTE_UNMOUNT:
-	case FSNOTE_FS_ERROR:
-		return "\033[1;31m";
-	default:
-		return "\033[35m";
-	}
-}
+	struct fmt_event v;
 
-static void flag_list(uint32_t flags, struct sbuf *b, json_t *arr)
-{
-	bool first = true;
-
-	for (unsigned bit = 0; bit < 32; bit++) {
-		if (!(flags & (UINT32_C(1) << bit)))
-			continue;
-		const char *n = fsnote_flag_name(bit);
-		char tmp[16];
-		if (!n) {
-			snprintf(tmp, sizeof(tmp), "bit%u", bit);
-			n = tmp;
-		}
-		if (b) {
-			if (!first)
-				sb_add(b, ",", 1);
-			sb_add(b, n, strlen(n));
-		}
-		if (arr)
-			json_array_append_new(arr, json_string(n));
-		first = false;
-	}
-}
-
-static void json_attrs(json_t *o, const fsnote_event *e, bool dest, const char *prefix)
-{
-	char key[32];
-	uint64_t v64;
-	uint32_t v32;
-
-#define ATTR(name, fn, var)                                                      \
-	if (fn(e, dest, &var) == 0) {                                            \
-		snprintf(key, sizeof(key), "%s" name, prefix);                   \
-		json_object_set_new(o, key, json_integer((json_int_t)var));      \
-	}
-	ATTR("uid", fsnote_event_uid, v32)
-	ATTR("gid", fsnote_event_gid, v32)
-	ATTR("mode", fsnote_event_mode, v32)
-	ATTR("ino", fsnote_event_ino, v64)
-	ATTR("dev", fsnote_event_dev, v64)
-#undef ATTR
-}
-
-static char *event_json(const fsnote_event *e)
-{
-	uint32_t type = fsnote_event_type(e);
-	const char *tname = fsnote_type_name(type);
-	char tbuf[32];
-	size_t len;
-	json_t *o = json_object();
-
-	if (!o)
-		return NULL;
-	if (!tname) {
-		snprintf(tbuf, sizeof(tbuf), "type%" PRIu32, type);
-		tname = tbuf;
-	}
-	json_object_set_new(o, "id", json_integer((json_int_t)fsnote_event_id(e)));
-	json_object_set_new(o, "sub_id", json_integer((json_int_t)fsnote_event_sub_id(e)));
-	json_object_set_new(o, "type", json_string(tname));
-	const char *path = fsnote_event_path(e, &len);
-	json_set_bytes(o, "path", path ? path : "", path ? len : 0);
-	const char *dest = fsnote_event_dest(e, &len);
-	if (dest)
-		json_set_bytes(o, "dest", dest, len);
+	out->buf.fd = STDOUT_FILENO;
+	fmt_event_from(&v, e);
+	if (out->inotify)
+		fmt_inotify(&out->buf, &v, out->inotify);
+	else if (out->json)
+		fmt_json(&out->buf, &v);
 	else
-		json_object_set_new(o, "dest", json_null());
-	json_object_set_new(o, "is_dir", json_boolean(fsnote_event_is_dir(e)));
-	json_t *flags = json_array();
-	flag_list(fsnote_event_flags(e), NULL, flags);
-	json_object_set_new(o, "flags", flags);
-	json_object_set_new(o, "pid", json_integer((json_int_t)fsnote_event_pid(e)));
-	json_attrs(o, e, false, "");
-	uint64_t t = fsnote_event_time_ns(e);
-	json_object_set_new(o, "time", json_real((double)t / 1e9));
-	json_object_set_new(o, "time_ns", json_integer((json_int_t)t));
-	if (dest)
-		json_attrs(o, e, true, "dest_");
-	if (type == FSNOTE_DROPPED) {
-		json_object_set_new(o, "count", json_integer((json_int_t)fsnote_event_count(e)));
-		json_object_set_new(o, "id_first", json_integer((json_int_t)fsnote_event_id_first(e)));
-		json_object_set_new(o, "id_last", json_integer((json_int_t)fsnote_event_id_last(e)));
-		const char *rescan = fsnote_event_rescan(e, &len);
-		if (rescan)
-			json_set_bytes(o, "rescan", rescan, len);
-		else
-			json_object_set_new(o, "rescan", json_null());
-	}
-	/* sixteen significant digits keep microseconds in "time" */
-	char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(16));
-	json_decref(o);
-	return text;
-}
-
-static char *event_human(const fsnote_event *e, bool color)
-{
-	struct sbuf b = { 0 };
-	uint32_t type = fsnote_event_type(e);
-	const char *tname = fsnote_type_name(type);
-	uint64_t t = fsnote_event_time_ns(e);
-	time_t secs = (time_t)(t / 1000000000);
-	struct tm tm;
-	char when[64];
-	size_t len;
-
-	if (!localtime_r(&secs, &tm) || !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm))
-		snprintf(when, sizeof(when), "@%lld", (long long)secs);
-	if (color)
-		sb_add(&b, "\033[2m", 4);
-	sb_addf(&b, "%s.%06u", when, (unsigned)(t % 1000000000 / 1000));
-	if (color)
-		sb_add(&b, "\033[0m", 4);
-	sb_add(&b, " ", 1);
-	if (color)
-		sb_add(&b, type_color(type), strlen(type_color(type)));
-	if (tname)
-		sb_addf(&b, "%-11s", tname);
-	else
-		sb_addf(&b, "type%-7" PRIu32, type);
-	if (color)
-		sb_add(&b, "\033[0m", 4);
-	sb_add(&b, " ", 1);
-	const char *path = fsnote_event_path(e, &len);
-	sb_escape(&b, path ? path : "", path ? len : 0);
-	const char *dest = fsnote_event_dest(e, &len);
-	if (dest) {
-		sb_add(&b, " -> ", 4);
-		sb_escape(&b, dest, len);
-	}
-	if (type == FSNOTE_DROPPED) {
-		const char *rescan = fsnote_event_rescan(e, &len);
-		uint64_t n = fsnote_event_count(e);
-		if (n)
-			sb_addf(&b, " (%" PRIu64 " lost", n);
-		else
-			sb_add(&b, " (lost", 6);
-		/* either end of the lost range may be unknown (0) */
-		uint64_t first = fsnote_event_id_first(e), last = fsnote_event_id_last(e);
-		if (first && last)
-			sb_addf(&b, ", IDs %" PRIu64 "-%" PRIu64, first, last);
-		else if (first)
-			sb_addf(&b, ", from ID %" PRIu64, first);
-		else if (last)
-			sb_addf(&b, ", up to ID %" PRIu64, last);
-		if (rescan) {
-			sb_add(&b, ", rescan ", 9);
-			sb_escape(&b, rescan, len);
-		}
-		sb_add(&b, ")", 1);
-	}
-	uint32_t flags = fsnote_event_flags(e);
-	if (flags) {
-		sb_add(&b, " [", 2);
-		flag_list(flags, &b, NULL);
-		sb_add(&b, "]", 1);
-	}
-	if (b.oom || !b.p) {
-		fputs("fsnotectl: out of memory\n", stderr);
-		exit(1);
-	}
-	return b.p;
-}
-
-/* Writes one event as one line and flushes it.  Returns 0 or -errno. */
-static int print_event(const struct output *out, const fsnote_event *e)
-{
-	char *line = out->json ? event_json(e) : event_human(e, out->color);
-
-	if (!line)
-		return -ENOMEM;
-	fputs(line, stdout);
-	fputc('\n', stdout);
-	free(line);
-	if (fflush(stdout) != 0 || ferror(stdout))
-		return -errno ? -errno : -EIO;
-	return 0;
+		fmt_human(&out->buf, &v, out->color);
+	return out->batch ? outbuf_maybe_flush(&out->buf) : outbuf_flush(&out->buf);
 }
 
 /* --- watch and wait ------------------------------------------------------------------ */
@@ -846,6 +501,12 @@ struct watch_args {
 	int64_t latency_us;    /* <0: the daemon's default */
 	char **excludes;
 	size_t n_excludes;
+	/* inotifywait's forms (--format, --csv); the -e lists wait until the
+	 * form is known, since it decides what their names mean */
+	bool inotify_mode;
+	struct fmt_inotify inotify;
+	const char *event_lists[32];
+	size_t n_event_lists;
 };
 
 /* Milliseconds left until @deadline for fsnote_read(): -1 without one. */
@@ -916,25 +577,49 @@ static int reconnect(fsnote *h, int64_t deadline)
 }
 
 /* The event loop shared by watch (@until_first false) and wait (true). */
+/* The event loop shared by watch (@until_first false) and wait (true).
+ * Lines collect in one buffer and are written when it is large or, before
+ * blocking, when no further event is waiting: a burst costs a write() per
+ * 64 KiB, and a reader still sees every line without waiting for the
+ * next event. */
 static int run_events(fsnote *h, const struct watch_args *a, size_t n_subs, bool until_first)
 {
-	struct output out = { .json = a->json, .color = !a->json && want_color() };
+	struct output out = { .json = a->json, .color = !a->json && !a->inotify_mode && want_color(),
+			      .inotify = a->inotify_mode ? &a->inotify : NULL, .batch = true,
+			      .buf = { .fd = STDOUT_FILENO } };
 	int64_t deadline = a->timeout_ns >= 0 ? now_ns(CLOCK_MONOTONIC) + a->timeout_ns : -1;
 	uint64_t printed = 0;
 	size_t live = n_subs;
+	int ret;
 
 	for (;;) {
 		fsnote_event *e = NULL;
-		int r = fsnote_read(h, remaining_ms(deadline), &e);
+		int r = fsnote_read(h, 0, &e);
 
+		if (r == -EAGAIN) {
+			/* nothing more is waiting: show what we have, then block */
+			r = outbuf_flush(&out.buf);
+			if (r < 0) {
+				errorf("cannot write to standard output: %s", strerror(-r));
+				ret = 1;
+				goto out;
+			}
+			r = fsnote_read(h, remaining_ms(deadline), &e);
+		}
 		if (r == -EINTR)
 			continue;
 		if (r == -ETIMEDOUT || r == -EAGAIN) {
-			if (deadline >= 0 && remaining_ms(deadline) == 0)
-				return EXIT_TIMEOUT;
+			if (deadline >= 0 && remaining_ms(deadline) == 0) {
+				ret = EXIT_TIMEOUT;
+				goto out;
+			}
 			continue;
 		}
 		if (r == -ESHUTDOWN || r == -ECONNRESET) {
+			if (outbuf_flush(&out.buf) < 0) {
+				ret = 1;
+				goto out;
+			}
 			if (a->reconnect) {
 				if (r == -ESHUTDOWN) {
 					char *m = esc(fsnote_last_error(h));
@@ -942,45 +627,80 @@ static int run_events(fsnote *h, const struct watch_args *a, size_t n_subs, bool
 					free(m);
 				}
 				int x = reconnect(h, deadline);
-				if (x)
-					return x;
+				if (x) {
+					ret = x;
+					goto out;
+				}
 				continue;
 			}
 			if (r == -ECONNRESET) {
 				errorf("lost the connection to fsnoted");
-				return 1;
+				ret = 1;
+				goto out;
 			}
 			/* the daemon stopped on purpose: a note, not an error */
 			char *m = esc(fsnote_last_error(h));
 			fprintf(stderr, "fsnotectl: %s\n", *m ? m : "fsnoted is shutting down");
 			free(m);
-			return 0;
+			ret = 0;
+			goto out;
 		}
-		if (r < 0)
-			return request_error(h, "cannot read events", r);
+		if (r < 0) {
+			(void)outbuf_flush(&out.buf);
+			ret = request_error(h, "cannot read events", r);
+			goto out;
+		}
 
 		r = print_event(&out, e);
 		uint32_t flags = fsnote_event_flags(e);
 		e = fsnote_event_free(e);
 		if (r < 0) {
 			errorf("cannot write to standard output: %s", strerror(-r));
-			return 1;
+			ret = 1;
+			goto out;
 		}
 		printed++;
-		if (until_first || (a->count && printed >= a->count))
-			return 0;
+		if (until_first || (a->count && printed >= a->count)) {
+			ret = 0;
+			break;
+		}
 		if ((flags & FSNOTE_F_SUB_ENDED) && live > 0 && --live == 0) {
+			r = outbuf_flush(&out.buf);
 			fprintf(stderr, "fsnotectl: every watch has ended\n");
-			return 0;
+			ret = 0;
+			break;
 		}
 	}
+	if (ret == 0) {
+		int r = outbuf_flush(&out.buf);
+		if (r < 0) {
+			errorf("cannot write to standard output: %s", strerror(-r));
+			ret = 1;
+		}
+	}
+out:
+	/* what an error left behind would only garble the error's story */
+	outbuf_done(&out.buf);
+	return ret;
 }
+
+/* Long-only options (values past any character). */
+enum {
+	OPT_FORMAT = 0x100,
+	OPT_CSV,
+	OPT_TIMEFMT,
+	OPT_NO_NEWLINE,
+};
 
 static const struct option watch_options[] = {
 	{ "children", no_argument, NULL, 'c' },
 	{ "events", required_argument, NULL, 'e' },
 	{ "since", required_argument, NULL, 'S' },
 	{ "json", no_argument, NULL, 'j' },
+	{ "format", required_argument, NULL, OPT_FORMAT },
+	{ "csv", no_argument, NULL, OPT_CSV },
+	{ "timefmt", required_argument, NULL, OPT_TIMEFMT },
+	{ "no-newline", no_argument, NULL, OPT_NO_NEWLINE },
 	{ "count", required_argument, NULL, 'n' },
 	{ "timeout", required_argument, NULL, 't' },
 	{ "exclude", required_argument, NULL, 'x' },
@@ -1003,6 +723,11 @@ static void help_watch(void)
 	       "                        close_write,rename,unmount,dropped,open,access,mount,fs_error)\n"
 	       "      --since ID        first replay what happened after event ID\n"
 	       "      --json            one JSON object per line\n"
+	       "      --format FMT      lines as inotifywait --format prints them: %%w %%f %%e\n"
+	       "                        %%Xe %%T %%0 %%n %%%%; -e then takes inotifywait's names too\n"
+	       "      --timefmt TFMT    strftime(3) format of %%T\n"
+	       "      --no-newline      no newline after each --format line\n"
+	       "      --csv             lines as inotifywait --csv prints them\n"
 	       "      --count N         exit 0 after N events\n"
 	       "      --timeout SEC     exit 2 once SEC seconds (fractions allowed) have passed\n"
 	       "                        since 'Watches established.' (before N events with --count)\n"
@@ -1028,6 +753,42 @@ static void help_wait(void)
 	       "  -h, --help            show this help\n");
 }
 
+/* Settles the output form and what the -e lists mean in it.  Returns 0
+ * or 1 (the exit status, with the message printed). */
+static int parse_watch_forms(struct watch_args *a)
+{
+	struct fmt_inotify *f = &a->inotify;
+
+	if (f->format && f->csv) {
+		errorf("--format and --csv do not go together");
+		return 1;
+	}
+	a->inotify_mode = f->format || f->csv;
+	if (a->inotify_mode && a->json) {
+		errorf("--json and --%s do not go together", f->csv ? "csv" : "format");
+		return 1;
+	}
+	if ((f->timefmt || f->no_newline) && !f->format) {
+		errorf("--%s goes with --format", f->timefmt ? "timefmt" : "no-newline");
+		return 1;
+	}
+	if (fmt_inotify_check(f) < 0) {
+		errorf("--format uses %%T but no --timefmt was given");
+		return 1;
+	}
+	f->want = a->n_event_lists ? 0 : UINT32_MAX;
+	a->mask = 0;
+	for (size_t i = 0; i < a->n_event_lists; i++) {
+		uint64_t m;
+		uint32_t w;
+		if (parse_events(a->event_lists[i], a->inotify_mode, &m, &w) < 0)
+			return 1;
+		a->mask |= m;
+		f->want |= w;
+	}
+	return 0;
+}
+
 static int parse_watch(const char *verb, int argc, char **argv, struct watch_args *a)
 {
 	int c;
@@ -1041,8 +802,12 @@ static int parse_watch(const char *verb, int argc, char **argv, struct watch_arg
 			a->children = true;
 			break;
 		case 'e':
-			if (parse_events(optarg, &a->mask) < 0)
+			/* repeatable, as inotifywait's -e */
+			if (a->n_event_lists >= sizeof(a->event_lists) / sizeof(a->event_lists[0])) {
+				errorf("too many --events options");
 				return 1;
+			}
+			a->event_lists[a->n_event_lists++] = optarg;
 			break;
 		case 'S':
 			if (parse_u64("--since", optarg, &a->since) < 0)
@@ -1051,6 +816,18 @@ static int parse_watch(const char *verb, int argc, char **argv, struct watch_arg
 			break;
 		case 'j':
 			a->json = true;
+			break;
+		case OPT_FORMAT:
+			a->inotify.format = optarg;
+			break;
+		case OPT_CSV:
+			a->inotify.csv = true;
+			break;
+		case OPT_TIMEFMT:
+			a->inotify.timefmt = optarg;
+			break;
+		case OPT_NO_NEWLINE:
+			a->inotify.no_newline = true;
 			break;
 		case 'n':
 			if (parse_u64("--count", optarg, &v) < 0)
@@ -1110,7 +887,43 @@ static int parse_watch(const char *verb, int argc, char **argv, struct watch_arg
 			return bad_option(verb, c, argv);
 		}
 	}
+	return parse_watch_forms(a);
+}
+
+/* inotifywait prints paths as they were given on its command line, where
+ * events carry them absolute: remember, per subscription, the prefix to
+ * put back. */
+static int add_root(struct fmt_inotify *f, fsnote *h, uint32_t sub_id, const char *given)
+{
+	const char *abs = fsnote_sub_root(h, sub_id);
+	if (!abs)
+		return 0;
+	struct fmt_root *n = realloc(f->roots, (f->n_roots + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	f->roots = n;
+	size_t len = strlen(given);
+	while (len > 0 && given[len - 1] == '/')
+		len--;
+	char *g = strndup(given, len), *ab = strdup(abs);
+	if (!g || !ab) {
+		free(g);
+		free(ab);
+		return -ENOMEM;
+	}
+	f->roots[f->n_roots++] = (struct fmt_root){ .sub_id = sub_id, .abs = ab, .given = g };
 	return 0;
+}
+
+static void free_roots(struct fmt_inotify *f)
+{
+	for (size_t i = 0; i < f->n_roots; i++) {
+		free((char *)f->roots[i].abs);
+		free((char *)f->roots[i].given);
+	}
+	free(f->roots);
+	f->roots = NULL;
+	f->n_roots = 0;
 }
 
 static int cmd_watch_or_wait(int argc, char **argv, bool wait)
@@ -1132,6 +945,10 @@ static int cmd_watch_or_wait(int argc, char **argv, bool wait)
 		}
 		if (npaths != 1) {
 			errorf("wait needs exactly one PATH. " TRY_HELP);
+			goto out;
+		}
+		if (a.inotify_mode) {
+			errorf("wait: --format and --csv are for watch. " TRY_HELP);
 			goto out;
 		}
 	} else if (a.system ? npaths != 0 : npaths < 1) {
@@ -1178,6 +995,10 @@ static int cmd_watch_or_wait(int argc, char **argv, bool wait)
 			free(p);
 			free(w);
 		}
+		if (a.inotify_mode && add_root(&a.inotify, h, id, argv[i]) < 0) {
+			errorf("out of memory");
+			goto out;
+		}
 		n_subs++;
 	}
 	if (!a.quiet) {
@@ -1189,6 +1010,7 @@ out:
 	fsnote_sub_opts_free(o);
 	fsnote_close(h);
 	free(a.excludes);
+	free_roots(&a.inotify);
 	return ret;
 }
 
@@ -1670,7 +1492,8 @@ static void help_main(void)
 	       "Verbs:\n"
 	       "  watch [--children] [-e|--events LIST] [--since ID] [--json] [--count N]\n"
 	       "        [--timeout SEC] [--exclude PATTERN]... [--latency MS] [--reconnect]\n"
-	       "        [--quiet] PATH...          print changes below each PATH\n"
+	       "        [--quiet] [--format FMT [--timefmt TFMT] | --csv] PATH...\n"
+	       "                                   print changes below each PATH\n"
 	       "  watch --system [OPTION]...       every mounted filesystem (privileged)\n"
 	       "  wait [-e|--events LIST] [--timeout SEC] [--json] PATH\n"
 	       "                                   wait for the first change below PATH\n"
@@ -1678,6 +1501,8 @@ static void help_main(void)
 	       "  current-id [--at TIME]           the newest event ID (or the first at TIME)\n"
 	       "  flush PATH                       the event ID covering every change until now\n"
 	       "  inject [--dir] TYPE PATH [DEST]  a synthetic event (root only)\n"
+	       "  run [--debounce MS] [--restart] [--exclude PATTERN]... PATH... -- COMMAND\n"
+	       "                                   run COMMAND again whenever PATH changed\n"
 	       "\n"
 	       "Event types: create delete modify attrib close_write rename unmount dropped\n"
 	       "             open access mount fs_error\n"
@@ -1737,6 +1562,8 @@ int main(int argc, char **argv)
 		return cmd_flush(vargc, vargv);
 	if (strcmp(verb, "inject") == 0)
 		return cmd_inject(vargc, vargv);
+	if (strcmp(verb, "run") == 0)
+		return cmd_run(vargc, vargv);
 	if (strcmp(verb, "help") == 0) {
 		help_main();
 		return 0;
