@@ -1130,15 +1130,27 @@ static void print_status(const json_t *root, const char *socket_path, bool color
 		free(s);
 	}
 	printf("%s\n", json_array_size(v) ? "" : "(none)");
-	printf("  clients       %" JSON_INTEGER_FORMAT " connections, %" JSON_INTEGER_FORMAT
-	       " subscriptions\n",
+	/* an unprivileged user is shown its own uid's share only ("view": "own") */
+	bool own = json_is_string(json_object_get(root, "view")) &&
+		   strcmp(json_string_value(json_object_get(root, "view")), "own") == 0;
+	if (json_is_string(json_object_get(root, "health"))) {
+		s = esc(json_string_value(json_object_get(root, "health")));
+		printf("  health        %s\n", s);
+		free(s);
+	}
+	printf("  %s %" JSON_INTEGER_FORMAT " connections, %" JSON_INTEGER_FORMAT
+	       " subscriptions\n", own ? "yours        " : "clients      ",
 	       jint(root, "clients"), jint(root, "subscriptions"));
-	printf("  events        %" JSON_INTEGER_FORMAT " in, %" JSON_INTEGER_FORMAT
-	       " delivered, %" JSON_INTEGER_FORMAT " withheld by access checks\n",
-	       jint(root, "events_in"), jint(root, "events_delivered"), jint(root, "events_denied"));
+	if (!own)
+		printf("  events        %" JSON_INTEGER_FORMAT " in, %" JSON_INTEGER_FORMAT
+		       " delivered, %" JSON_INTEGER_FORMAT " withheld by access checks\n",
+		       jint(root, "events_in"), jint(root, "events_delivered"),
+		       jint(root, "events_denied"));
 
 	const json_t *pool = json_object_get(root, "pool");
-	if (json_is_object(pool)) {
+	if (own && json_is_object(pool))
+		printf("  current ID    %" JSON_INTEGER_FORMAT "\n", jint(pool, "current_id"));
+	if (!own && json_is_object(pool)) {
 		double ev = (double)jint(pool, "events"), evmax = (double)jint(pool, "max_events");
 		double by = (double)jint(pool, "bytes"), bymax = (double)jint(pool, "max_bytes");
 		double fe = evmax > 0 ? ev / evmax : 0, fb = bymax > 0 ? by / bymax : 0;
