@@ -1272,6 +1272,9 @@ static void print_scalars(const json_t *obj, int depth)
 	}
 }
 
+/* the history verb and the journal's status lines share the helpers above */
+#include "fsnotectl-history.c"
+
 static void print_status(const json_t *root, const char *socket_path, bool color)
 {
 	const char *b = color ? "\033[1m" : "", *n = color ? "\033[0m" : "";
@@ -1335,6 +1338,7 @@ static void print_status(const json_t *root, const char *socket_path, bool color
 		       jint(pool, "added"), jint(pool, "merged"), jint(pool, "reclaimed_events"),
 		       jint(pool, "reclaimed_rings"));
 	}
+	print_journal_status(root, color);
 	const json_t *ac = json_object_get(root, "access_cache");
 	if (json_is_object(ac))
 		printf("  access cache  %.1f%% hits (%" JSON_INTEGER_FORMAT " hits, %" JSON_INTEGER_FORMAT
@@ -1678,6 +1682,8 @@ static void help_main(void)
 	       "  current-id [--at TIME]           the newest event ID (or the first at TIME)\n"
 	       "  flush PATH                       the event ID covering every change until now\n"
 	       "  inject [--dir] TYPE PATH [DEST]  a synthetic event (root only)\n"
+	       "  history [--since ID | --at TIME] [--until ID|TIME] [--json] PATH\n"
+	       "                                   what the journal holds for PATH\n"
 	       "\n"
 	       "Event types: create delete modify attrib close_write rename unmount dropped\n"
 	       "             open access mount fs_error\n"
@@ -1737,6 +1743,8 @@ int main(int argc, char **argv)
 		return cmd_flush(vargc, vargv);
 	if (strcmp(verb, "inject") == 0)
 		return cmd_inject(vargc, vargv);
+	if (strcmp(verb, "history") == 0)
+		return cmd_history(vargc, vargv);
 	if (strcmp(verb, "help") == 0) {
 		help_main();
 		return 0;

@@ -2,6 +2,8 @@
 # fsnotectl: the command line client, its manual page and bash completion.
 bin_PROGRAMS += client/fsnotectl
 client_fsnotectl_SOURCES = client/fsnotectl.c client/fsnote.h
+# included by fsnotectl.c: the history verb shares its helpers
+EXTRA_DIST += client/fsnotectl-history.c
 client_fsnotectl_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 client_fsnotectl_LDADD = client/libfsnote.la $(JANSSON_LIBS) -lm
 
