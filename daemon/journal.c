@@ -147,6 +147,7 @@ struct journal {
 	uint32_t sync_ms;
 	struct excl *excl;
 	size_t n_excl;
+	struct excl own;                /* the journal's own directory */
 
 	struct seg *segs;               /* oldest first; the last is active once started */
 	size_t n_segs;
@@ -727,18 +728,27 @@ static int excl_set(struct journal *j, char *const *paths, size_t n)
 /* Source paths are the daemon's absolute paths (inotify) or paths from the
  * filesystem's root (fanotify): an exclusion matches either.  Matching one
  * too many only keeps more out of the journal. */
+static bool excl_match(const struct excl *x, uint64_t dev, const char *p, size_t len)
+{
+	if (!x->abs || (x->dev && dev && x->dev != dev))
+		return false;
+	return path_under(p, len, x->abs, x->abs_len) ||
+	       (x->fsrel && path_under(p, len, x->fsrel, x->fsrel_len));
+}
+
 static bool excluded(const struct journal *j, uint64_t dev, const char *p, size_t len)
 {
-	for (size_t i = 0; i < j->n_excl; i++) {
-		const struct excl *x = &j->excl[i];
-		if (x->dev && dev && x->dev != dev)
-			continue;
-		if (path_under(p, len, x->abs, x->abs_len))
+	if (excl_match(&j->own, dev, p, len))
+		return true;
+	for (size_t i = 0; i < j->n_excl; i++)
+		if (excl_match(&j->excl[i], dev, p, len))
 			return true;
-		if (x->fsrel && path_under(p, len, x->fsrel, x->fsrel_len))
-			return true;
-	}
 	return false;
+}
+
+bool journal_is_own(const struct journal *j, uint64_t dev, const char *path, size_t len)
+{
+	return j && excl_match(&j->own, dev, path, len);
 }
 
 bool journal_may_exclude(const struct journal *j, uint64_t dev, const char *root)
@@ -867,6 +877,9 @@ int journal_open(const struct journal_config *cfg, uint64_t now_ns, struct journ
 	r = excl_set(j, cfg->exclude, cfg->n_exclude);
 	if (r < 0)
 		goto fail;
+	r = resolve_excl(cfg->dir, &j->own);
+	if (r < 0)
+		goto fail;
 	*ret = j;
 	return 0;
 fail:
@@ -903,6 +916,8 @@ struct journal *journal_free(struct journal *j)
 	free(j->gaps);
 	free(j->fsids);
 	excl_clear(j);
+	free(j->own.abs);
+	free(j->own.fsrel);
 	if (j->lockfd >= 0)
 		close(j->lockfd);
 	if (j->dirfd >= 0)

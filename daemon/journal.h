@@ -104,6 +104,10 @@ size_t journal_gaps(const struct journal *j, uint64_t since, uint64_t until, uin
 /* Could an event under absolute directory @root (dev @dev) have been left
  * out by an exclusion?  (A resume from the journal cannot vouch for it.) */
 bool journal_may_exclude(const struct journal *j, uint64_t dev, const char *root);
+/* Is @path (source space, on @dev) inside the journal's own directory?
+ * Its writes are the daemon's own doing: reporting them would feed the
+ * journal its own tail, once per sync, forever. */
+bool journal_is_own(const struct journal *j, uint64_t dev, const char *path, size_t len);
 /* The first ID whose time is at or after @time_ns.  Returns 0, or -ERANGE
  * when @time_ns is before the journal's oldest record, -ENOENT when the
  * journal is empty or @time_ns is after its newest record. */

@@ -550,6 +550,8 @@ static uint64_t take_event(struct daemon *d, const struct source_event *sev)
 	     sev->type != FSNOTE_EV_UNMOUNT))
 		return 0;
 
+	if (d->journal && journal_is_own(d->journal, sev->dev, sev->path, sev->path_len))
+		return 0; /* the journal writing itself */
 	uint64_t now = now_mono_ns();
 	struct pool_event_init init = {
 		.type = (uint16_t)sev->type,

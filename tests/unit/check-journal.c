@@ -492,7 +492,8 @@ START_TEST(test_exclusions)
 {
 	mkdir_tmp();
 	char secret[300];
-	snprintf(secret, sizeof(secret), "%s/../private", dir);
+	snprintf(secret, sizeof(secret), "%s", dir);
+	strcpy(strrchr(secret, '/'), "/private"); /* beside the journal */
 	char *ex[] = { secret };
 	struct journal_config c = cfg_of(64 << 20);
 	c.exclude = ex;
@@ -517,8 +518,14 @@ START_TEST(test_exclusions)
 	ck_assert_uint_eq(ids[0], 3);
 	ck_assert(journal_may_exclude(j, 0, secret));
 	char parent[300];
-	snprintf(parent, sizeof(parent), "%s/..", dir);
+	snprintf(parent, sizeof(parent), "%s", dir);
+	*strrchr(parent, '/') = '\0';
 	ck_assert(journal_may_exclude(j, 0, parent));
+	/* the journal's own directory is never journaled, nor pooled */
+	char own[400];
+	snprintf(own, sizeof(own), "%s/0000000000000001.fsj", dir);
+	ck_assert(journal_is_own(j, 0, own, strlen(own)));
+	ck_assert(!journal_is_own(j, 0, beside, strlen(beside)));
 	ck_assert(!journal_may_exclude(j, 0, beside));
 	free(e1);
 	free(e2);
