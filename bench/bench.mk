@@ -9,4 +9,4 @@ bench_fsnote_sink_LDADD = client/libfsnote.la
 noinst_PROGRAMS += bench/journal-resume
 bench_journal_resume_SOURCES = bench/journal-resume.c
 bench_journal_resume_LDADD = client/libfsnote.la
-EXTRA_DIST += bench/run bench/README.md
+EXTRA_DIST += bench/run bench/README.md bench/journal-formats.c
