@@ -46,8 +46,9 @@ unwatch() { kill "$W_PID" 2>/dev/null || true; wait "$W_PID" 2>/dev/null || true
 
 # Waits until FILE has a create for PATH.
 wait_create() {
-    for _ in $(seq 250); do
-        e2e_jq_any "$1" '.type == "create" and .path == $p' --arg p "$2" && return 0
+    # grep, not jq: the file may hold tens of thousands of records
+    for _ in $(seq 500); do
+        grep -qF "\"type\":\"create\",\"path\":\"$2\"" "$1" && return 0
         sleep 0.02
     done
     e2e_fail "no create of $2 in $1"
@@ -144,9 +145,9 @@ check_kill9() {
     local missing
     missing=$(jq -n --slurpfile seen "$E2E_TMP/k1.out" --slurpfile hist "$E2E_TMP/k.hist" '
         ($hist | map(select(.type == "dropped")) | map([.id_first, .id_last])) as $gaps |
-        ($hist | map(select(.type != "dropped")) | map(.id) ) as $ids |
+        ($hist | map(select(.type != "dropped") | {key: (.id | tostring), value: 1}) | from_entries) as $ids |
         [$seen[] | select(.type == "create") | .id |
-         select(. as $i | ($ids | index($i)) == null and
+         select(. as $i | $ids[$i | tostring] == null and
                 ([$gaps[] | select(.[0] <= $i and $i <= .[1])] | length) == 0)] | length')
     [ "$missing" = 0 ] || e2e_fail "kill -9: $missing events seen before the kill are neither journaled nor in a gap"
     for i in 1 2 3 4 5; do
@@ -200,13 +201,13 @@ check_retention() {
     start
     watch_bg t1 "$w"
     local max=0
-    for round in $(seq 8); do
-        for i in $(seq 2500); do : > "$w/r$round-$i"; done
+    for round in $(seq 5); do
+        for i in $(seq 2000); do : > "$w/r$round-$i"; done
         ctl current-id > /dev/null
         local sz; sz=$(du -sb "$STATE" | cut -f1)
         [ "$sz" -gt "$max" ] && max=$sz
     done
-    wait_create "$W_OUT" "$w/r8-2500"
+    wait_create "$W_OUT" "$w/r5-2000"
     unwatch
     # the bound, plus at most one segment (1/8) and the write buffer
     [ "$max" -le $((1048576 + 131072 + 262144 + 8192)) ] || e2e_fail "retention: the journal grew to $max bytes"
@@ -222,10 +223,10 @@ check_retention() {
     [ "$n" -ge 2 ] && [ "$((16#$(ls "$STATE" | grep '\.fsj$' | head -1 | sed 's/\.fsj$//')))" -gt 1 ] ||
         e2e_fail "retention: the oldest segment was not removed: $seqs"
     ctl history --json "$w" > "$E2E_TMP/t.hist" || e2e_fail "retention: history failed"
-    e2e_jq_any "$E2E_TMP/t.hist" '.path == $p' --arg p "$w/r8-2500" || e2e_fail "retention: the newest event is gone"
+    e2e_jq_any "$E2E_TMP/t.hist" '.path == $p' --arg p "$w/r5-2000" || e2e_fail "retention: the newest event is gone"
     ! e2e_jq_any "$E2E_TMP/t.hist" '.path == $p' --arg p "$w/r1-1" || e2e_fail "retention: the oldest event is still there"
     e2e_stop_daemon
-    e2e_pass "retention: 20000 files journaled within 1 MiB (peak $max bytes), oldest segments removed first"
+    e2e_pass "retention: 10000 files journaled within 1 MiB (peak $max bytes), oldest segments removed first"
 }
 
 check_permissions() {
@@ -272,7 +273,6 @@ check_exclude_and_off() {
     wait_create "$W_OUT" "$w/public/notes"
     wait_create "$W_OUT" "$w/private/diary"
     unwatch
-    ctl flush "$w" > /dev/null 2>&1 || true
     e2e_stop_daemon
     ! grep -rqa 'diary' "$STATE" || e2e_fail "exclude: an excluded name reached the journal"
     grep -rqa 'notes' "$STATE" || e2e_fail "exclude: the other name is not in the journal"
