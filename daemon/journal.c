@@ -181,8 +181,8 @@ struct journal {
 struct journal_cursor {
 	struct journal *j;
 	uint64_t since, until;
-	int *fds;                       /* the segments to read, oldest first */
-	uint64_t *sizes;
+	int *fds;                       /* the segments to read, oldest first; -1 until reached */
+	uint64_t *seqs, *sizes;
 	size_t n, cur;
 	uint64_t off;                   /* in fds[cur] */
 	unsigned char *rbuf;
@@ -1406,26 +1406,29 @@ int journal_cursor_new(struct journal *j, uint64_t since, uint64_t until,
 	c->until = until;
 	c->n = j->n_segs - first;
 	c->fds = calloc(c->n + 1, sizeof(*c->fds));
+	c->seqs = calloc(c->n + 1, sizeof(*c->seqs));
 	c->sizes = calloc(c->n + 1, sizeof(*c->sizes));
 	c->rbuf = malloc(RBUF_SIZE + REC_HDR_SIZE + REC_PAYLOAD_MAX);
 	c->ev = malloc(sizeof(*c->ev) + 2 * FSNOTE_PATH_MAX + 2 * POOL_HANDLE_MAX + 2);
-	if (!c->fds || !c->sizes || !c->rbuf || !c->ev) {
+	if (!c->fds || !c->seqs || !c->sizes || !c->rbuf || !c->ev) {
 		journal_cursor_free(c);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < c->n; i++)
-		c->fds[i] = -1;
-	/* every segment is opened now: retention may remove names while the
-	 * cursor reads, never what it reads */
+	/* what the segments hold now is all the cursor reads (everything up
+	 * to @until was written above); each is opened when reached, and one
+	 * that retention removed meanwhile ends the cursor with -ESTALE */
 	for (size_t i = 0; i < c->n; i++) {
-		const struct seg *s = &j->segs[first + i];
-		c->fds[i] = open_seg_ro(j, s->seq);
-		if (c->fds[i] < 0) {
-			r = c->fds[i];
+		c->fds[i] = -1;
+		c->seqs[i] = j->segs[first + i].seq;
+		c->sizes[i] = j->segs[first + i].size;
+	}
+	if (c->n) {
+		c->fds[0] = open_seg_ro(j, c->seqs[0]);
+		if (c->fds[0] < 0) {
+			r = c->fds[0];
 			journal_cursor_free(c);
 			return r;
 		}
-		c->sizes[i] = s->size;
 	}
 	c->off = c->n ? seek_id(&j->segs[first], since) : 0;
 	c->done = c->n == 0 || since >= until;
@@ -1441,6 +1444,7 @@ struct journal_cursor *journal_cursor_free(struct journal_cursor *c)
 		if (c->fds[i] >= 0)
 			close(c->fds[i]);
 	free(c->fds);
+	free(c->seqs);
 	free(c->sizes);
 	free(c->rbuf);
 	free(c->ev);
@@ -1524,12 +1528,19 @@ int journal_cursor_next(struct journal_cursor *c, struct pool_event **ret_ev,
 {
 	while (!c->done) {
 		if (c->off >= c->sizes[c->cur]) {
+			close(c->fds[c->cur]);
+			c->fds[c->cur] = -1;
 			if (++c->cur == c->n) {
 				c->done = true;
 				break;
 			}
 			c->off = SEG_HDR_SIZE;
 			c->rlen = c->rpos = 0;
+			c->fds[c->cur] = open_seg_ro(c->j, c->seqs[c->cur]);
+			if (c->fds[c->cur] < 0) {
+				c->done = true;
+				return c->fds[c->cur] == -ENOENT ? -ESTALE : c->fds[c->cur];
+			}
 			continue;
 		}
 		ssize_t avail = cursor_fill(c, REC_HDR_SIZE);

@@ -121,8 +121,10 @@ uint64_t journal_fsid_of(struct journal *j, uint64_t dev);
 int journal_cursor_new(struct journal *j, uint64_t since, uint64_t until,
 		       struct journal_cursor **ret);
 /* 1 with *@ret_ev (valid until the next call; ev->dev as journaled) and
- * *@ret_fsid, 0 at the end, -EBADMSG when a record failed its checksum
- * (the cursor then ends), or -errno. */
+ * *@ret_fsid, 0 at the end, -EBADMSG when a record failed its checksum,
+ * -ESTALE when retention removed a segment before the cursor reached it
+ * (the cursor then ends: the caller must report the rest as lost), or
+ * -errno. */
 int journal_cursor_next(struct journal_cursor *c, struct pool_event **ret_ev,
 			uint64_t *ret_fsid);
 struct journal_cursor *journal_cursor_free(struct journal_cursor *c);

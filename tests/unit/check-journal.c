@@ -421,6 +421,47 @@ START_TEST(test_retention_by_size_oldest_first)
 }
 END_TEST
 
+START_TEST(test_cursor_outlived_by_retention)
+{
+	mkdir_tmp();
+	struct journal_config c = cfg_of(1 << 20);
+	struct journal *j = jopen(&c);
+	ck_assert_int_eq(journal_start(j, NULL, 0, T0), 0);
+	char path[600];
+	memset(path, 's', 500);
+	path[0] = '/';
+	path[500] = '\0';
+	uint64_t id = 0;
+	while (count_segments(NULL) < 4) {
+		id++;
+		append(j, id, T0 + id, path);
+	}
+	struct journal_cursor *cur = NULL;
+	struct pool_event *ev;
+	uint64_t fsid, floor = journal_floor(j);
+	ck_assert_int_eq(journal_cursor_new(j, floor, id, &cur), 0);
+	/* the reader is slow: everything it has not reached yet goes */
+	for (uint64_t k = 0; k < 4000; k++) {
+		id++;
+		append(j, id, T0 + id, path);
+	}
+	ck_assert_int_eq(journal_flush(j, false), 0);
+	ck_assert_uint_gt(journal_floor(j), floor);
+	int r;
+	uint64_t n = 0, last = floor;
+	while ((r = journal_cursor_next(cur, &ev, &fsid)) == 1) {
+		ck_assert_uint_eq(ev->id, last + 1); /* in order, none skipped */
+		last = ev->id;
+		n++;
+	}
+	/* what it had open it read; then it says the rest is gone */
+	ck_assert_int_eq(r, -ESTALE);
+	ck_assert_uint_gt(n, 0);
+	journal_cursor_free(cur);
+	journal_free(j);
+}
+END_TEST
+
 START_TEST(test_retention_by_age)
 {
 	mkdir_tmp();
@@ -614,6 +655,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(tc, test_flipped_byte_in_older_segment);
 	tcase_add_test(tc, test_retention_by_size_oldest_first);
 	tcase_add_test(tc, test_retention_by_age);
+	tcase_add_test(tc, test_cursor_outlived_by_retention);
 	tcase_add_test(tc, test_seek_by_id_and_time);
 	tcase_add_test(tc, test_exclusions);
 	tcase_add_test(tc, test_lock_and_hostile_files);
