@@ -122,6 +122,7 @@ struct idx_entry {
 
 struct seg {
 	uint64_t seq, base_id;
+	uint64_t created_ns;            /* everything pooled after this is in it or later */
 	uint64_t size;                  /* valid bytes (header included), buffered ones too */
 	uint64_t last_id;               /* highest record ID, base_id if none */
 	uint64_t first_time, tmax;      /* oldest and newest record time, 0 if none */
@@ -571,6 +572,7 @@ static int load(struct journal *j, uint64_t now_ns)
 			cut = true;
 		} else {
 			s->base_id = s->last_id = h.base_id;
+			s->created_ns = h.created_ns;
 			r = scan_segment(j, s, fd, (uint64_t)st.st_size, &sc, &cut);
 			close(fd);
 			if (r < 0)
@@ -1098,7 +1100,7 @@ static int open_segment(struct journal *j, uint64_t base_id, uint64_t now_ns)
 	/* the new name must survive a crash as much as what goes in it */
 	(void)fsync(j->dirfd);
 	j->segs[j->n_segs++] = (struct seg){ .seq = seq, .base_id = base_id, .last_id = base_id,
-					      .size = SEG_HDR_SIZE };
+					      .created_ns = now_ns, .size = SEG_HDR_SIZE };
 	j->fd = fd;
 	j->written = SEG_HDR_SIZE;
 	return 0;
@@ -1597,7 +1599,8 @@ int journal_id_at_time(struct journal *j, uint64_t time_ns, uint64_t *ret_id)
 		si++;
 	if (si == j->n_segs)
 		return -ENOENT;
-	if (si == 0 && j->segs[0].first_time && time_ns < j->segs[0].first_time)
+	/* the oldest segment vouches for everything since it was opened */
+	if (time_ns < j->segs[0].created_ns)
 		return -ERANGE;
 	int r = journal_flush(j, false);
 	if (r < 0)
