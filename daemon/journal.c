@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,18 @@ struct journal {
 
 	struct event *timer;
 	bool started;
+
+	/* The timer's fdatasync() runs on a thread of its own: on a busy
+	 * disk it takes tens of milliseconds, which the event loop (and every
+	 * client and the kernel queue behind it) must not wait for.  The
+	 * thread syncs a duplicate of the active segment's descriptor and
+	 * closes it; everything else about the journal stays on the loop. */
+	pthread_t syncer;
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond;
+	bool syncer_running, sync_stop;
+	int sync_fd;                    /* handed to the thread, -1 when none */
+	int sync_err;                   /* the thread's last failure, 0 if none */
 };
 
 struct journal_cursor {
@@ -833,7 +846,9 @@ int journal_open(const struct journal_config *cfg, uint64_t now_ns, struct journ
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
-	j->dirfd = j->lockfd = j->fd = -1;
+	j->dirfd = j->lockfd = j->fd = j->sync_fd = -1;
+	pthread_mutex_init(&j->sync_lock, NULL);
+	pthread_cond_init(&j->sync_cond, NULL);
 	apply_bounds(j, cfg);
 	j->dir = strdup(cfg->dir);
 	j->buf = malloc(JBUF_SIZE);
@@ -910,6 +925,15 @@ struct journal *journal_free(struct journal *j)
 		(void)journal_flush(j, true);
 		close(j->fd);
 	}
+	if (j->syncer_running) {
+		pthread_mutex_lock(&j->sync_lock);
+		j->sync_stop = true;
+		pthread_cond_broadcast(&j->sync_cond);
+		pthread_mutex_unlock(&j->sync_lock);
+		pthread_join(j->syncer, NULL);
+	}
+	pthread_mutex_destroy(&j->sync_lock);
+	pthread_cond_destroy(&j->sync_cond);
 	if (j->timer)
 		event_free(j->timer);
 	for (size_t i = 0; i < j->n_segs; i++)
@@ -990,6 +1014,7 @@ static int write_buffer(struct journal *j)
 
 static void retention(struct journal *j, uint64_t now_ns);
 static int rotate(struct journal *j, uint64_t now_ns);
+static void syncer_wait(struct journal *j);
 
 /* Appends one record to the buffer (writing it out first when full). */
 static int put_record(struct journal *j, uint16_t kind, uint64_t id, uint64_t time_ns,
@@ -1112,7 +1137,15 @@ static int rotate(struct journal *j, uint64_t now_ns)
 
 	if (j->buf_len)
 		r = write_buffer(j);
-	if (j->fd >= 0) {
+	if (j->fd >= 0 && j->syncer_running) {
+		/* the full segment is synced (and closed) off the loop */
+		syncer_wait(j);
+		pthread_mutex_lock(&j->sync_lock);
+		j->sync_fd = j->fd;
+		pthread_cond_broadcast(&j->sync_cond);
+		pthread_mutex_unlock(&j->sync_lock);
+		j->fd = -1;
+	} else if (j->fd >= 0) {
 		(void)fdatasync(j->fd);
 		close(j->fd);
 		j->fd = -1;
@@ -1170,6 +1203,66 @@ static void retention(struct journal *j, uint64_t now_ns)
 	}
 }
 
+static void *syncer_main(void *arg)
+{
+	struct journal *j = arg;
+
+	pthread_mutex_lock(&j->sync_lock);
+	for (;;) {
+		while (j->sync_fd < 0 && !j->sync_stop)
+			pthread_cond_wait(&j->sync_cond, &j->sync_lock);
+		if (j->sync_fd < 0)
+			break;
+		int fd = j->sync_fd;
+		pthread_mutex_unlock(&j->sync_lock);
+		int r = fdatasync(fd) < 0 ? errno : 0;
+		close(fd);
+		pthread_mutex_lock(&j->sync_lock);
+		j->sync_fd = -1;
+		if (r)
+			j->sync_err = r;
+		pthread_cond_broadcast(&j->sync_cond);
+	}
+	pthread_mutex_unlock(&j->sync_lock);
+	return NULL;
+}
+
+/* Waits until the thread holds nothing (so that a synchronous sync or a
+ * close after it covers everything). */
+static void syncer_wait(struct journal *j)
+{
+	if (!j->syncer_running)
+		return;
+	pthread_mutex_lock(&j->sync_lock);
+	while (j->sync_fd >= 0)
+		pthread_cond_wait(&j->sync_cond, &j->sync_lock);
+	pthread_mutex_unlock(&j->sync_lock);
+}
+
+/* Writes the buffer and hands the sync to the thread; when the thread is
+ * still busy with the last one, this round's sync is left to the next. */
+static void sync_async(struct journal *j)
+{
+	if (j->buf_len)
+		(void)write_buffer(j);
+	if (!j->dirty || j->fd < 0)
+		return;
+	pthread_mutex_lock(&j->sync_lock);
+	if (j->sync_err) {
+		log_warn("journal: cannot sync %s: %s", j->dir, strerror(j->sync_err));
+		j->write_errors++;
+		j->sync_err = 0;
+	}
+	if (j->sync_fd < 0) {
+		j->sync_fd = fcntl(j->fd, F_DUPFD_CLOEXEC, 3);
+		if (j->sync_fd >= 0) {
+			j->dirty = false;
+			pthread_cond_broadcast(&j->sync_cond);
+		}
+	}
+	pthread_mutex_unlock(&j->sync_lock);
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct journal *j = arg;
@@ -1178,7 +1271,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
 		now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	(void)journal_flush(j, true);
+	if (j->syncer_running)
+		sync_async(j);
+	else
+		(void)journal_flush(j, true);
 	/* let an idle active segment age out too */
 	struct seg *s = &j->segs[j->n_segs - 1];
 	if (j->max_age_ns && s->first_time && now > s->first_time &&
@@ -1226,6 +1322,9 @@ int journal_start(struct journal *j, struct event_base *base, uint64_t first_id,
 		j->timer = event_new(base, -1, EV_PERSIST, timer_cb, j);
 		if (!j->timer)
 			return -ENOMEM;
+		/* without the thread, the timer syncs on the loop itself */
+		if (pthread_create(&j->syncer, NULL, syncer_main, j) == 0)
+			j->syncer_running = true;
 		struct timeval tv = { j->sync_ms / 1000, (j->sync_ms % 1000) * 1000 };
 		evtimer_add(j->timer, &tv);
 	}
@@ -1319,6 +1418,8 @@ int journal_flush(struct journal *j, bool sync)
 		return 0;
 	if (j->buf_len)
 		r = write_buffer(j);
+	if (sync)
+		syncer_wait(j);
 	if (sync && j->dirty) {
 		if (fdatasync(j->fd) < 0 && r == 0)
 			r = -errno;

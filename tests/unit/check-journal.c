@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "fsnote-protocol.h"
 #include "journal.h"
 
@@ -619,6 +621,45 @@ START_TEST(test_lock_and_hostile_files)
 }
 END_TEST
 
+/* With an event loop: the timer writes and syncs on its own (the sync on
+ * a thread), segments turn over while it does, and all of it is there
+ * after a clean stop. */
+START_TEST(test_timer_and_sync_thread)
+{
+	mkdir_tmp();
+	struct journal_config c = cfg_of(1 << 20);
+	c.sync_ms = 10;
+	struct event_base *base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	struct journal *j = jopen(&c);
+	ck_assert_int_eq(journal_start(j, base, 0, T0), 0);
+	char path[300];
+	memset(path, 't', 200);
+	path[0] = '/';
+	path[200] = '\0';
+	uint64_t id = 0;
+	for (int round = 0; round < 20; round++) {
+		for (int i = 0; i < 100; i++) {
+			id++;
+			append(j, id, T0 + id, path);
+		}
+		struct timeval tv = { 0, 15000 };
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	ck_assert_uint_gt(count_segments(NULL), 2);
+	ck_assert_int_eq(journal_stop(j, id, T0 + id + 1), 0);
+	journal_free(j);
+	event_base_free(base);
+	j = jopen(&c);
+	ck_assert_uint_eq(journal_last_id(j), id);
+	ck_assert_int_eq(journal_start(j, NULL, id + 1, T0 + id + 2), 0);
+	static uint64_t ids[4000];
+	ck_assert_uint_eq(read_ids(j, 0, id, ids, 4000), id);
+	journal_free(j);
+}
+END_TEST
+
 START_TEST(test_overflow_gap)
 {
 	mkdir_tmp();
@@ -660,6 +701,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(tc, test_exclusions);
 	tcase_add_test(tc, test_lock_and_hostile_files);
 	tcase_add_test(tc, test_overflow_gap);
+	tcase_add_test(tc, test_timer_and_sync_thread);
 	suite_add_tcase(s, tc);
 	return s;
 }
