@@ -25,6 +25,9 @@
  *   remaining segment's base ID, and gaps below it are forgotten (a resume
  *   from there crosses the floor, which is reported as a gap of its own).
  *
+ * The only other thread is the syncer: it fdatasync()s and closes the
+ * descriptors it is handed and touches nothing else of the journal.
+ *
  * Each segment keeps a sparse index in memory (one entry per 64 KiB:
  * offset, ID, the newest time before it), built while checking at start
  * and while appending, so that a since-ID or at-time lookup reads at most
@@ -1075,6 +1078,18 @@ static int put_gap(struct journal *j, const struct journal_gap *g)
 	return gap_add(j, g);
 }
 
+/* A record that could not be taken (no memory for the index, a failed
+ * write): what follows the last one taken is missing until a gap says so. */
+static void note_loss(struct journal *j)
+{
+	j->write_errors++;
+	if (j->failing)
+		return;
+	j->failing = true;
+	j->fail_after_id = j->buf_last_id;
+	j->fail_time = j->last_time;
+}
+
 /* After a failed write: once writing works again the loss is a gap. */
 static int settle_failure(struct journal *j, uint64_t next_id, uint64_t now_ns)
 {
@@ -1093,7 +1108,7 @@ static int settle_failure(struct journal *j, uint64_t next_id, uint64_t now_ns)
 		j->failing = true;
 		return r;
 	}
-	log_notice("journal: writing again; IDs %llu to %llu are a gap",
+	log_notice("journal: taking events again after a failure; IDs %llu to %llu are a gap",
 		   (unsigned long long)g.id_first, (unsigned long long)g.id_last);
 	return 0;
 }
@@ -1391,6 +1406,8 @@ int journal_append(struct journal *j, const struct pool_event *ev)
 			   ev->dest, e.dest_len, ev->dir.bytes, dir_len, ev->dest_dir.bytes, ddir_len);
 	if (r == 0)
 		j->appended++;
+	else
+		note_loss(j);
 	return r;
 }
 
@@ -1407,7 +1424,10 @@ int journal_note_gap(struct journal *j, uint32_t reason, uint64_t after_id, uint
 		.time_last = now_ns,
 		.dev = dev,
 	};
-	return put_gap(j, &g);
+	int r = put_gap(j, &g);
+	if (r < 0)
+		note_loss(j);
+	return r;
 }
 
 int journal_flush(struct journal *j, bool sync)

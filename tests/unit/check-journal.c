@@ -13,9 +13,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -660,6 +662,74 @@ START_TEST(test_timer_and_sync_thread)
 }
 END_TEST
 
+/* A disk that refuses writes (a file size limit stands in for a full
+ * disk): the records that could not be written are a gap, reported once
+ * writing works again, and everything else reads back. */
+START_TEST(test_write_error_is_a_gap)
+{
+	mkdir_tmp();
+	struct journal_config c = cfg_of(64 << 20);
+	struct journal *j = jopen(&c);
+	ck_assert_int_eq(journal_start(j, NULL, 0, T0), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit old, small;
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	small = old;
+	small.rlim_cur = 600 * 1024;
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+	char path[300];
+	memset(path, 'w', 200);
+	path[0] = '/';
+	path[200] = '\0';
+	uint64_t id = 0;
+	int failures = 0;
+	/* past the limit: appends start failing */
+	while (id < 20000 && failures == 0) {
+		id++;
+		struct pool_event *ev = mkev(id, T0 + id, path, NULL);
+		if (journal_append(j, ev) < 0)
+			failures++;
+		free(ev);
+	}
+	ck_assert_int_gt(failures, 0);
+	uint64_t failed_at = id;
+	for (int i = 0; i < 10; i++) {
+		id++;
+		struct pool_event *ev = mkev(id, T0 + id, path, NULL);
+		(void)journal_append(j, ev);
+		free(ev);
+	}
+	/* the disk has room again */
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	uint64_t resumed = id + 1;
+	for (int i = 0; i < 100; i++) {
+		id++;
+		append(j, id, T0 + id, path);
+	}
+	struct gaps gs = { .n = 0 };
+	journal_gaps(j, 0, id, 0, gap_cb, &gs);
+	ck_assert_uint_eq(gs.n, 1);
+	ck_assert_uint_eq(gs.g[0].reason, JOURNAL_GAP_WRITE_ERROR);
+	ck_assert_uint_le(gs.g[0].id_first, failed_at);
+	/* the gap ends where records were taken again (they were buffered,
+	 * and written once the disk had room) */
+	ck_assert_uint_le(gs.g[0].id_last, resumed);
+	ck_assert_uint_gt(gs.g[0].id_last, gs.g[0].id_first);
+	/* everything outside the gap is there, in order */
+	static uint64_t ids[25000];
+	size_t n = read_ids(j, 0, id, ids, 25000);
+	uint64_t expect = 1;
+	for (size_t i = 0; i < n; i++) {
+		if (expect == gs.g[0].id_first)
+			expect = gs.g[0].id_last;
+		ck_assert_uint_eq(ids[i], expect);
+		expect++;
+	}
+	ck_assert_uint_eq(expect - 1, id);
+	journal_free(j);
+}
+END_TEST
+
 START_TEST(test_overflow_gap)
 {
 	mkdir_tmp();
@@ -702,6 +772,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(tc, test_lock_and_hostile_files);
 	tcase_add_test(tc, test_overflow_gap);
 	tcase_add_test(tc, test_timer_and_sync_thread);
+	tcase_add_test(tc, test_write_error_is_a_gap);
 	suite_add_tcase(s, tc);
 	return s;
 }
