@@ -12,6 +12,8 @@
 #    the oldest segments go first;
 #  - replay is judged like live delivery: nobody does not get, from the
 #    journal, a name inside a directory it cannot read;
+#  - a filesystem replaced by another at the same path: nothing of the old
+#    one is replayed on the new one, and the resume is told to rescan;
 #  - journal_exclude keeps a path out of the journal, and a resume over it
 #    is told to rescan; "journal": false turns it off.
 # The state directory is a private tmpfs per run.
@@ -293,7 +295,41 @@ check_exclude_and_off() {
     e2e_pass "journal_exclude keeps a path out (its resume must rescan); journal: false turns the journal off"
 }
 
+# A filesystem replaced by another at the same path: its old events are
+# not replayed on the new one (told apart by identity, not by path or by a
+# device number the kernel may hand out again), and the resume must rescan.
+check_replaced_fs() {
+    local m=$E2E_TMP/mnt
+    mkdir -p "$m"
+    echo '{ "latency_ms": 0 }' > "$E2E_TMP/fsnoted.json"
+    rm -rf "$STATE"
+    mount -t tmpfs first-fs "$m"
+    start
+    watch_bg f1 "$m"
+    local id0; id0=$(cur_id)
+    : > "$m/on-the-old-fs"
+    wait_create "$W_OUT" "$m/on-the-old-fs"
+    unwatch
+    e2e_stop_daemon
+    umount "$m"
+    mount -t tmpfs second-fs "$m"
+    start
+    watch_bg f2 "$m"
+    : > "$m/on-the-new-fs"
+    wait_create "$W_OUT" "$m/on-the-new-fs"
+    unwatch
+    ctl history --json --since "$id0" "$m" > "$E2E_TMP/f.hist" || e2e_fail "replaced fs: history failed"
+    ! grep -q 'on-the-old-fs' "$E2E_TMP/f.hist" || e2e_fail "replaced fs: the old filesystem's event was replayed on the new one"
+    e2e_jq_any "$E2E_TMP/f.hist" '.path == $p' --arg p "$m/on-the-new-fs" || e2e_fail "replaced fs: the new filesystem's event is missing"
+    jq -e -s '.[0].type == "dropped" and (.[0].flags | index("must_rescan")) != null' "$E2E_TMP/f.hist" > /dev/null ||
+        e2e_fail "replaced fs: the resume was not told to rescan first"
+    e2e_stop_daemon
+    umount "$m"
+    e2e_pass "a filesystem replaced at the same path: its old events are not replayed there, and the resume must rescan"
+}
+
 check_restart
+check_replaced_fs
 check_kill9
 check_corrupt
 check_retention
