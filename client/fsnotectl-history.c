@@ -10,6 +10,8 @@
  * exits.  Gaps inside the range come first as must-rescan dropped records,
  * printed like any other event.
  *
+ * watch --at TIME resumes the same way, from the ID of TIME.
+ *
  * This file is part of fsnotectl.c's translation unit (included from it),
  * so that the verb shares the parsing, connecting and printing helpers with
  * watch rather than copying them.
@@ -25,6 +27,25 @@ static int history_id_at(fsnote *h, const char *what, int64_t t, uint64_t *ret)
 	}
 	if (r < 0)
 		return request_error(h, "cannot turn a time into an event ID", r);
+	return 0;
+}
+
+/* watch --at TIME: resumes from the first ID at or after TIME.  Returns 0
+ * or 1 (the exit status, the message said). */
+static int watch_at(fsnote *h, const char *at, fsnote_sub_opts *o)
+{
+	int64_t t = 0;
+	uint64_t id;
+
+	if (parse_time(at, &t) < 0 || t < 0)
+		return 1;
+	if (history_id_at(h, at, t, &id))
+		return 1;
+	int r = fsnote_sub_opts_set_since(o, id ? id - 1 : 0);
+	if (r < 0) {
+		errorf("cannot set up the subscription: %s", strerror(-r));
+		return 1;
+	}
 	return 0;
 }
 

@@ -840,6 +840,7 @@ struct watch_args {
 	bool children, system, json, reconnect, quiet;
 	bool have_since;
 	uint64_t since;
+	const char *at;        /* --at TIME: since the first ID at or after it */
 	uint64_t mask;         /* 0: the daemon's default */
 	uint64_t count;        /* 0: unlimited */
 	int64_t timeout_ns;    /* <0: none */
@@ -980,6 +981,7 @@ static const struct option watch_options[] = {
 	{ "children", no_argument, NULL, 'c' },
 	{ "events", required_argument, NULL, 'e' },
 	{ "since", required_argument, NULL, 'S' },
+	{ "at", required_argument, NULL, 'A' },
 	{ "json", no_argument, NULL, 'j' },
 	{ "count", required_argument, NULL, 'n' },
 	{ "timeout", required_argument, NULL, 't' },
@@ -1002,6 +1004,7 @@ static void help_watch(void)
 	       "  -e, --events LIST     comma-separated event types (create,delete,modify,attrib,\n"
 	       "                        close_write,rename,unmount,dropped,open,access,mount,fs_error)\n"
 	       "      --since ID        first replay what happened after event ID\n"
+	       "      --at TIME         first replay what happened from TIME on (as current-id --at)\n"
 	       "      --json            one JSON object per line\n"
 	       "      --count N         exit 0 after N events\n"
 	       "      --timeout SEC     exit 2 once SEC seconds (fractions allowed) have passed\n"
@@ -1049,6 +1052,17 @@ static int parse_watch(const char *verb, int argc, char **argv, struct watch_arg
 				return 1;
 			a->have_since = true;
 			break;
+		case 'A': {
+			int64_t t;
+			if (parse_time(optarg, &t) < 0 || t < 0) {
+				char *e = esc(optarg);
+				errorf("invalid time '%s': use ISO 8601, @EPOCH, now or -N(ms|s|min|h|d)", e);
+				free(e);
+				return 1;
+			}
+			a->at = optarg;
+			break;
+		}
 		case 'j':
 			a->json = true;
 			break;
@@ -1113,6 +1127,9 @@ static int parse_watch(const char *verb, int argc, char **argv, struct watch_arg
 	return 0;
 }
 
+/* in fsnotectl-history.c */
+static int watch_at(fsnote *h, const char *at, fsnote_sub_opts *o);
+
 static int cmd_watch_or_wait(int argc, char **argv, bool wait)
 {
 	const char *verb = argv[0];
@@ -1126,8 +1143,8 @@ static int cmd_watch_or_wait(int argc, char **argv, bool wait)
 		goto out;
 	ret = 1;
 	if (wait) {
-		if (a.system || a.have_since || a.count || a.reconnect || a.latency_us >= 0) {
-			errorf("wait: --system, --since, --count, --latency and --reconnect are for watch. " TRY_HELP);
+		if (a.system || a.have_since || a.at || a.count || a.reconnect || a.latency_us >= 0) {
+			errorf("wait: --system, --since, --at, --count, --latency and --reconnect are for watch. " TRY_HELP);
 			goto out;
 		}
 		if (npaths != 1) {
@@ -1142,9 +1159,15 @@ static int cmd_watch_or_wait(int argc, char **argv, bool wait)
 		errorf("--system and --children do not go together");
 		goto out;
 	}
+	if (a.at && a.have_since) {
+		errorf("--since and --at do not go together. " TRY_HELP);
+		goto out;
+	}
 	if (build_opts(&a, &o) < 0)
 		goto out;
 	if (connect_daemon(&h))
+		goto out;
+	if (a.at && watch_at(h, a.at, o) != 0)
 		goto out;
 
 	size_t n_subs = 0;

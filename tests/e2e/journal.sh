@@ -63,6 +63,7 @@ check_restart() {
     start
     watch_bg r1 "$w"
     local id0; id0=$(cur_id)
+    local t0; t0=$(date +%s.%N)
     for i in 1 2 3; do : > "$w/before$i"; done
     wait_create "$W_OUT" "$w/before3"
     unwatch
@@ -101,6 +102,14 @@ check_restart() {
     ctl history --json --since "$id0" --until "$id2" "$w" > "$E2E_TMP/r4.out" || e2e_fail "restart: history --until failed"
     e2e_jq_any "$E2E_TMP/r4.out" '.path == $p' --arg p "$w/before2" || e2e_fail "restart: --until lost its own ID"
     ! e2e_jq_any "$E2E_TMP/r4.out" '.path == $p' --arg p "$w/before3" || e2e_fail "restart: --until went past $id2"
+    # --at a time of the earlier run: answered from the journal
+    rc=0
+    "$FSNOTECTL" watch --json --at "@$t0" --timeout 1 "$w" > "$E2E_TMP/r6.out" 2>/dev/null || rc=$?
+    [ "$rc" = 2 ] && e2e_jq_any "$E2E_TMP/r6.out" '.type == "create" and .path == $p' --arg p "$w/before1" ||
+        e2e_fail "restart: watch --at @$t0 did not replay before1: $(cat "$E2E_TMP/r6.out")"
+    ctl history --json --at "@$t0" "$w" > "$E2E_TMP/r7.out" || e2e_fail "restart: history --at failed"
+    e2e_jq_any "$E2E_TMP/r7.out" '.type == "create" and .path == $p' --arg p "$w/before1" ||
+        e2e_fail "restart: history --at @$t0 did not replay before1"
     # a resume from after the restart crosses nothing
     watch_bg r5 "$w"
     local id3; id3=$(cur_id)
