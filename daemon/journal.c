@@ -585,6 +585,8 @@ static int load(struct journal *j, uint64_t now_ns)
 			 * is what lies between its neighbours */
 			close(fd);
 			(void)unlinkat(j->dirfd, name, 0);
+			log_warn("journal: %s/%s has no valid header: removed, its events are a gap",
+				 j->dir, name);
 			cut = true;
 		} else {
 			s->base_id = s->last_id = h.base_id;
@@ -593,6 +595,10 @@ static int load(struct journal *j, uint64_t now_ns)
 			close(fd);
 			if (r < 0)
 				break;
+			if (cut)
+				log_warn("journal: %s/%s is damaged after byte %llu (a torn write or "
+					 "corruption): cut there, what followed is a gap",
+					 j->dir, name, (unsigned long long)s->size);
 			j->n_segs++;
 		}
 		if (cut && !j->tail_cut) {

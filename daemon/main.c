@@ -376,6 +376,10 @@ int main(int argc, char **argv)
 			log_warn("journal: cannot start: %s: history does not survive a restart",
 				 strerror(-r));
 			d.journal = journal_free(d.journal);
+		} else {
+			log_info("journal in %s; this run's IDs start after %llu",
+				 state_dir(&d.cfg, state_opt, state_buf, sizeof(state_buf)),
+				 (unsigned long long)first_id);
 		}
 	}
 	r = access_new(d.cfg.access_cache_entries, &d.access);
