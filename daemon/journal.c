@@ -143,6 +143,7 @@ struct excl {
 
 struct fsid_entry {
 	uint64_t dev, fsid;
+	uint64_t epoch;                 /* events of @dev up to this ID were another filesystem's */
 };
 
 struct journal {
@@ -805,6 +806,43 @@ static int fsid_find_cb(const struct mountinfo_entry *e, void *userdata)
 	return 1;
 }
 
+static uint64_t fsid_from(const struct statfs *sfs)
+{
+	uint32_t v[2];
+	memcpy(v, &sfs->f_fsid, sizeof(v));
+	return (uint64_t)v[0] | (uint64_t)v[1] << 32;
+}
+
+void journal_note_fs_fd(struct journal *j, uint64_t dev, int fd, uint64_t current_id)
+{
+	struct statfs sfs;
+
+	if (!dev || fstatfs(fd, &sfs) < 0)
+		return;
+	uint64_t fsid = fsid_from(&sfs);
+	for (size_t i = 0; i < j->n_fsids; i++) {
+		if (j->fsids[i].dev == dev) {
+			if (j->fsids[i].fsid != fsid)
+				j->fsids[i].epoch = current_id;
+			j->fsids[i].fsid = fsid;
+			return;
+		}
+	}
+	struct fsid_entry *n = realloc(j->fsids, (j->n_fsids + 1) * sizeof(*n));
+	if (n) {
+		j->fsids = n;
+		j->fsids[j->n_fsids++] = (struct fsid_entry){ dev, fsid, 0 };
+	}
+}
+
+uint64_t journal_fs_epoch(const struct journal *j, uint64_t dev)
+{
+	for (size_t i = 0; j && i < j->n_fsids; i++)
+		if (j->fsids[i].dev == dev)
+			return j->fsids[i].epoch;
+	return 0;
+}
+
 uint64_t journal_fsid_of(struct journal *j, uint64_t dev)
 {
 	if (!dev)
@@ -818,17 +856,14 @@ uint64_t journal_fsid_of(struct journal *j, uint64_t dev)
 		f->dev = dev;
 		f->found = false;
 		struct statfs sfs;
-		if (mountinfo_foreach(fsid_find_cb, f) >= 0 && f->found && statfs(f->point, &sfs) == 0) {
-			uint32_t v[2];
-			memcpy(v, &sfs.f_fsid, sizeof(v));
-			fsid = (uint64_t)v[0] | (uint64_t)v[1] << 32;
-		}
+		if (mountinfo_foreach(fsid_find_cb, f) >= 0 && f->found && statfs(f->point, &sfs) == 0)
+			fsid = fsid_from(&sfs);
 		free(f);
 	}
 	struct fsid_entry *n = realloc(j->fsids, (j->n_fsids + 1) * sizeof(*n));
 	if (n) {
 		j->fsids = n;
-		j->fsids[j->n_fsids++] = (struct fsid_entry){ dev, fsid };
+		j->fsids[j->n_fsids++] = (struct fsid_entry){ dev, fsid, 0 };
 	}
 	return fsid;
 }

@@ -116,6 +116,14 @@ int journal_id_at_time(struct journal *j, uint64_t time_ns, uint64_t *ret_id);
 /* The filesystem identity (statfs f_fsid, or the mount source hashed) of
  * @dev as the journal records it; 0 if unknown. */
 uint64_t journal_fsid_of(struct journal *j, uint64_t dev);
+/* @dev is the filesystem open at @fd now (a new watch on it): its identity
+ * replaces what was known of that device number.  When it is another
+ * filesystem than before, the events of @dev up to @current_id were the
+ * earlier one's (journal_fs_epoch()). */
+void journal_note_fs_fd(struct journal *j, uint64_t dev, int fd, uint64_t current_id);
+/* The ID up to which events of @dev belong to a filesystem that was
+ * replaced under that device number in this run (0: none). */
+uint64_t journal_fs_epoch(const struct journal *j, uint64_t dev);
 
 /* Reads events with IDs in (@since, @until], oldest first. */
 int journal_cursor_new(struct journal *j, uint64_t since, uint64_t until,

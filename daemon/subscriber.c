@@ -1058,6 +1058,11 @@ static int anchor_watch(struct source *src, struct anchor *a, int dirfd, const c
 	}
 	a->source = src;
 	a->dev = info.dev;
+	/* the journal tags this device's events with the filesystem the watch
+	 * is on now: a device number is reused by the next filesystem mounted */
+	if (a->sub->client->d->journal)
+		journal_note_fs_fd(a->sub->client->d->journal, info.dev, dirfd,
+				   pool_current_id(a->sub->client->d->pool));
 	a->root_src = info.root;
 	a->root_src_len = strlen(info.root);
 	a->root_abs = strdup(abs);
@@ -1700,6 +1705,9 @@ static int replay_bounded(struct pool_event *ev, void *userdata)
 
 	if (bc->until && ev->id > bc->until)
 		return 2; /* stop: not a gap */
+	/* the device number now names another filesystem than this event's */
+	if (ev->id <= journal_fs_epoch(bc->rc.d->journal, ev->dev))
+		return 0;
 	return replay_one(ev, &bc->rc);
 }
 

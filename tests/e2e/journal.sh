@@ -332,9 +332,30 @@ check_replaced_fs() {
     e2e_jq_any "$E2E_TMP/f.hist" '.path == $p' --arg p "$m/on-the-new-fs" || e2e_fail "replaced fs: the new filesystem's event is missing"
     jq -e -s '.[0].type == "dropped" and (.[0].flags | index("must_rescan")) != null' "$E2E_TMP/f.hist" > /dev/null ||
         e2e_fail "replaced fs: the resume was not told to rescan first"
+    # the same within one run: the device number comes back, the
+    # filesystem does not
+    watch_bg f3 "$m"
+    local id1; id1=$(cur_id)
+    : > "$m/on-the-second-fs"
+    wait_create "$W_OUT" "$m/on-the-second-fs"
+    unwatch
+    umount "$m"
+    for _ in $(seq 250); do grep -q 'unmounted' "$E2E_TMP/daemon.log" && break; sleep 0.02; done
+    mount -t tmpfs third-fs "$m"
+    watch_bg f4 "$m"
+    : > "$m/on-the-third-fs"
+    wait_create "$W_OUT" "$m/on-the-third-fs"
+    unwatch
+    ctl history --json --since "$id1" "$m" > "$E2E_TMP/f2.hist" || e2e_fail "replaced fs: history in one run failed"
+    ! grep -q 'on-the-second-fs' "$E2E_TMP/f2.hist" ||
+        e2e_fail "replaced fs, one run: the unmounted filesystem's event was replayed on its successor"
+    e2e_jq_any "$E2E_TMP/f2.hist" '.path == $p' --arg p "$m/on-the-third-fs" ||
+        e2e_fail "replaced fs, one run: the new filesystem's event is missing"
+    e2e_jq_any "$E2E_TMP/f2.hist" '.type == "dropped" and (.flags | index("must_rescan")) != null' ||
+        e2e_fail "replaced fs, one run: the resume was not told to rescan"
     e2e_stop_daemon
     umount "$m"
-    e2e_pass "a filesystem replaced at the same path: its old events are not replayed there, and the resume must rescan"
+    e2e_pass "a filesystem replaced at the same path (across a restart and within a run): its old events are not replayed there, and the resume must rescan"
 }
 
 check_restart
