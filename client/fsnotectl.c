@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "fsnote.h"
+#include "fsnotectl-nats.h"
 
 #define EXIT_TIMEOUT 2
 
@@ -846,6 +847,7 @@ struct watch_args {
 	int64_t latency_us;    /* <0: the daemon's default */
 	char **excludes;
 	size_t n_excludes;
+	struct nats_watch_args nats; /* --nats and its options */
 };
 
 /* Milliseconds left until @deadline for fsnote_read(): -1 without one. */
@@ -989,6 +991,7 @@ static const struct option watch_options[] = {
 	{ "system", no_argument, NULL, 'Y' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
+	NATS_WATCH_OPTIONS,
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1012,6 +1015,7 @@ static void help_watch(void)
 	       "      --system          every mounted filesystem (root or the privileged group)\n"
 	       "  -q, --quiet           do not print 'Watches established.'\n"
 	       "  -h, --help            show this help\n");
+	nats_watch_help();
 }
 
 static void help_wait(void)
@@ -1107,10 +1111,39 @@ static int parse_watch(const char *verb, int argc, char **argv, struct watch_arg
 			free(a->excludes);
 			exit(0);
 		default:
+			if (c >= NATS_OPT_URL && c <= NATS_OPT_LAST) {
+				nats_watch_option(&a->nats, c, optarg);
+				break;
+			}
 			return bad_option(verb, c, argv);
 		}
 	}
 	return 0;
+}
+
+static int print_remote(void *out, const fsnote_event *e)
+{
+	return print_event(out, e) < 0;
+}
+
+/* "watch --nats": the options a remote watch takes, then fsnotectl-nats.c. */
+static int watch_remote(const struct watch_args *a, bool wait, int npaths)
+{
+	struct output out = { .json = a->json, .color = !a->json && want_color() };
+	struct nats_watch_common w = { .json = a->json, .quiet = a->quiet, .have_since = a->have_since,
+				       .since = a->since, .mask = a->mask, .count = a->count,
+				       .timeout_ns = a->timeout_ns };
+
+	if (wait || !a->nats.url) {
+		errorf(wait ? "--nats and its options are for watch. " TRY_HELP
+			    : "--host, --at, --stream and the NATS connection options need --nats URL");
+		return 1;
+	}
+	if (npaths || a->children || a->system || a->reconnect || a->n_excludes || a->latency_us >= 0) {
+		errorf("watch --nats takes no PATH, --children, --system, --exclude, --latency or --reconnect");
+		return 1;
+	}
+	return nats_watch(&a->nats, &w, print_remote, &out, parse_time);
 }
 
 static int cmd_watch_or_wait(int argc, char **argv, bool wait)
@@ -1124,6 +1157,10 @@ static int cmd_watch_or_wait(int argc, char **argv, bool wait)
 
 	if (ret)
 		goto out;
+	if (a.nats.used) {
+		ret = watch_remote(&a, wait, npaths);
+		goto out;
+	}
 	ret = 1;
 	if (wait) {
 		if (a.system || a.have_since || a.count || a.reconnect || a.latency_us >= 0) {

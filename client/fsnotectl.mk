@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # fsnotectl: the command line client, its manual page and bash completion.
 bin_PROGRAMS += client/fsnotectl
-client_fsnotectl_SOURCES = client/fsnotectl.c client/fsnote.h
+client_fsnotectl_SOURCES = client/fsnotectl.c client/fsnote.h client/fsnotectl-nats.c client/fsnotectl-nats.h
 client_fsnotectl_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 client_fsnotectl_LDADD = client/libfsnote.la $(JANSSON_LIBS) -lm
 
