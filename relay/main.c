@@ -162,6 +162,7 @@ static int broker_connect(struct relay *r)
  * or -EINVAL (the stream cannot be created: a configuration error). */
 static int ensure_stream(struct relay *r)
 {
+	static bool said_waiting;
 	const struct relay_config *c = r->cfg;
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
@@ -200,6 +201,14 @@ static int ensure_stream(struct relay *r)
 	}
 	if (jerr == JSStreamNameExistErr)
 		return 0; /* another relay was quicker */
+	/* a cluster still electing its leaders or gathering its peers */
+	if (jerr == JSClusterNotAvailErr || jerr == JSClusterNoPeersErr || jerr == JSClusterNotLeaderErr ||
+	    jerr == JSInsufficientResourcesErr || jerr == JSClusterIncompleteErr) {
+		if (!said_waiting)
+			say("the cluster cannot create the stream %s yet (%s); retrying", c->stream, natsconn_error(s));
+		said_waiting = true;
+		return -EAGAIN;
+	}
 	if (jerr) {
 		say("cannot create the stream %s: %s (JetStream error %d)", c->stream,
 		     natsconn_error(s), (int)jerr);

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *natsconn_error(natsStatus s)
@@ -38,9 +39,31 @@ int natsconn_options(const struct natsconn_opts *o, natsOptions **ret, char *err
 		snprintf(err, errlen, "a password needs a user");
 		return -EINVAL;
 	}
+	/* natsOptions_SetURL() takes one URL; a list goes to SetServers() */
+	char *list = strdup(o->url ? o->url : NATS_DEFAULT_URL), *save = NULL;
+	const char *servers[32];
+	int n = 0;
+	if (!list) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+		if (n == 32) {
+			snprintf(err, errlen, "more than 32 server URLs");
+			free(list);
+			return -EINVAL;
+		}
+		servers[n++] = t;
+	}
+	if (!n) {
+		snprintf(err, errlen, "no server URL");
+		free(list);
+		return -EINVAL;
+	}
 	s = natsOptions_Create(&opts);
 	if (s == NATS_OK)
-		s = natsOptions_SetURL(opts, o->url ? o->url : NATS_DEFAULT_URL);
+		s = natsOptions_SetServers(opts, servers, n);
+	free(list);
 	if (s == NATS_OK && o->name)
 		s = natsOptions_SetName(opts, o->name);
 	if (s == NATS_OK)
