@@ -149,7 +149,19 @@ int nats_watch(const struct nats_watch_args *a, const struct nats_watch_common *
 	} else {
 		so.Config.DeliverPolicy = js_DeliverNew;
 	}
-	s = js_SubscribeSync(&sub, js, subject, NULL, &so, &jerr);
+	/* a cluster that just lost a node answers again once it has elected
+	 * new leaders: a few seconds, not an error to give up on at once */
+	int64_t give_up = mono_ns() + (int64_t)20 * 1000000000;
+	for (;;) {
+		jerr = 0;
+		s = js_SubscribeSync(&sub, js, subject, NULL, &so, &jerr);
+		if (s == NATS_OK || mono_ns() > give_up)
+			break;
+		if (s != NATS_TIMEOUT && jerr != JSClusterNotAvailErr && jerr != JSClusterNotLeaderErr &&
+		    jerr != JSClusterNoPeersErr && jerr != JSInsufficientResourcesErr)
+			break;
+		nats_Sleep(250);
+	}
 	if (s != NATS_OK) {
 		if (jerr)
 			fprintf(stderr, "fsnotectl: cannot read %s from JetStream: %s (JetStream error %d)\n",
