@@ -92,8 +92,8 @@ stream_records() {
     n=$(stream_count "$url" "${3:-FSNOTE}") || e2e_fail "cannot count the stream"
     : > "$out"
     [ "$n" -gt 0 ] || return 0
-    timeout 30 "$FSNOTECTL" watch --nats "$url" --since 0 --json --quiet --count "$n" --timeout 20 > "$out" ||
-        e2e_fail "fsnotectl watch --nats did not read back $n records"
+    timeout 30 "$FSNOTECTL" watch --nats "$url" --since 0 --json --quiet --count "$n" --timeout 20 > "$out" 2> "$E2E_TMP/records.err" ||
+        e2e_fail "fsnotectl watch --nats read back $(wc -l < "$out") of $n records: $(tail -3 "$E2E_TMP/records.err")"
 }
 
 # wait_creates URL DIR PREFIX N: until the stream holds a create record for
