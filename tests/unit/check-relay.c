@@ -145,6 +145,25 @@ START_TEST(test_roundtrip_rename_and_dropped)
 }
 END_TEST
 
+START_TEST(test_event_decode_refuses)
+{
+	struct codec_event ce = { .id = 1, .type = FSNOTE_CREATE, .path = "/a", .path_len = 2 };
+	uint8_t frame[RECORD_FRAME_MAX + 8];
+	fsnote_event *e = NULL;
+	int n = codec_encode_event(frame, RECORD_FRAME_MAX, &ce);
+
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(fsnote_event_decode(frame, (size_t)n - 1, &e), -EBADMSG);
+	ck_assert_int_eq(fsnote_event_decode(frame, (size_t)n + 4, &e), -EBADMSG);
+	ck_assert_int_eq(fsnote_event_decode(frame, 3, &e), -EBADMSG);
+	ck_assert_int_eq(fsnote_event_decode(NULL, 0, &e), -EINVAL);
+	ck_assert_ptr_null(e);
+	frame[4] ^= 0x40; /* the record type: no longer an event */
+	ck_assert_int_eq(fsnote_event_decode(frame, (size_t)n, &e), -EBADMSG);
+	ck_assert_ptr_null(e);
+}
+END_TEST
+
 static void refused(const char *body, const char *reason)
 {
 	uint8_t frame[RECORD_FRAME_MAX];
@@ -326,6 +345,7 @@ int main(void)
 	tcase_add_test(tc, test_roundtrip_bytes);
 	tcase_add_test(tc, test_roundtrip_rename_and_dropped);
 	tcase_add_test(tc, test_hostile_bodies);
+	tcase_add_test(tc, test_event_decode_refuses);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("config");
 	tcase_add_checked_fixture(tc, setup, teardown);
