@@ -14,7 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RELAY_DEFAULT_CONFIG SYSCONFDIR "/fsnoted/relay.json"
+/* like fsnoted.json: /etc whatever the prefix, where an administrator looks */
+#define RELAY_DEFAULT_CONFIG "/etc/fsnoted/relay.json"
 #define RELAY_HOST_MAX 64
 
 enum relay_retention { RELAY_RETAIN_LIMITS, RELAY_RETAIN_INTEREST, RELAY_RETAIN_WORKQUEUE };

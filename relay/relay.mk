@@ -21,7 +21,7 @@ systemdsystemunit_DATA += systemd/fsnote-relay.service
 CLEANFILES += systemd/fsnote-relay.service
 systemd/fsnote-relay.service: $(srcdir)/systemd/fsnote-relay.service.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) systemd && \
-	sed -e 's|[@]bindir[@]|$(bindir)|g' -e 's|[@]sysconfdir[@]|$(sysconfdir)|g' \
+	sed -e 's|[@]bindir[@]|$(bindir)|g' \
 		$(srcdir)/systemd/fsnote-relay.service.in > $@.tmp && mv $@.tmp $@
 
 # The record's JSON form both ways and the configuration file's errors.

@@ -12,6 +12,17 @@ nats_require
 e2e_enter_namespace "$@"
 trap nats_cleanup EXIT
 
+# the unit as installed, with this build's binary
+if command -v systemd-analyze >/dev/null; then
+    mkdir -p "$E2E_TMP/unit"
+    sed "s|^\(ExecStart[A-Za-z]*=\)[^ ]*fsnote-relay|\1$RELAY|" "$E2E_TOP/systemd/fsnote-relay.service" > "$E2E_TMP/unit/fsnote-relay.service"
+    out=$(cd "$E2E_TMP/unit" && systemd-analyze verify --man=no ./fsnote-relay.service 2>&1) ||
+        e2e_fail "systemd-analyze verify: $out"
+    [ -z "$out" ] || e2e_fail "systemd-analyze verify: $out"
+    grep -q '^DynamicUser=yes' "$E2E_TMP/unit/fsnote-relay.service" || e2e_fail "the unit runs without a user of its own"
+    e2e_pass "systemd-analyze verify: fsnote-relay.service is clean, DynamicUser=yes"
+fi
+
 e2e_start_daemon
 read -r PORT < <(free_ports 1)
 URL=nats://127.0.0.1:$PORT
@@ -23,6 +34,10 @@ cat > "$E2E_TMP/relay.json" <<JSON
   "nats": { "url": "$URL" }, "stream": { "name": "FSNOTE", "duplicate_window_s": 300 } }
 JSON
 "$RELAY" --config "$E2E_TMP/relay.json" --check-config || e2e_fail "the configuration does not check"
+printf '{ "paths": ["%s"],\n  "stream": { "replicas": 7 } }\n' "$SRC" > "$E2E_TMP/bad.json"
+rc=0; "$RELAY" --config "$E2E_TMP/bad.json" --check-config 2> "$E2E_TMP/bad.err" || rc=$?
+[ "$rc" -eq 1 ] && grep -qx "fsnote-relay: $E2E_TMP/bad.json:2:15: 'stream.replicas' must be an integer from 1 to 5" "$E2E_TMP/bad.err" ||
+    e2e_fail "a bad configuration: status $rc, $(cat "$E2E_TMP/bad.err")"
 relay_start "$E2E_TMP/relay.json"
 
 # --- a remote watch prints what a local one prints --------------------------------
