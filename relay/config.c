@@ -444,6 +444,9 @@ static int apply(struct loader *l, json_t *root, struct relay_config *c)
 			r = get_u32(l, k, v, 1, 65536, &c->window);
 		} else if (strcmp(k, "ack_timeout_ms") == 0) {
 			r = get_u32(l, k, v, 100, 600000, &c->ack_timeout_ms);
+		} else if (strcmp(k, "latency_ms") == 0) {
+			r = get_u32(l, k, v, 0, 60000, &c->latency_ms);
+			c->have_latency = r == 0;
 		} else if (strcmp(k, "ring_depth") == 0) {
 			r = get_u32(l, k, v, 4, 16 * 1024 * 1024, &c->ring_depth);
 		} else if (strcmp(k, "nats") == 0) {
@@ -453,7 +456,7 @@ static int apply(struct loader *l, json_t *root, struct relay_config *c)
 		} else {
 			r = fail(l, k, -EINVAL,
 				 "unknown key '%s' (known: host, socket, paths, events, window, "
-				 "ack_timeout_ms, ring_depth, nats, stream)",
+				 "ack_timeout_ms, latency_ms, ring_depth, nats, stream)",
 				 k);
 		}
 		if (r < 0)

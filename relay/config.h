@@ -30,6 +30,8 @@ struct relay_config {
 	uint32_t window;        /* publishes awaiting their acknowledgement, at most */
 	uint32_t ack_timeout_ms;
 	uint32_t ring_depth;    /* 0: the daemon's default */
+	bool have_latency;      /* else the daemon's default batching window */
+	uint32_t latency_ms;
 
 	/* the NATS connection */
 	char *url, *creds, *user, *password, *token;

@@ -23,15 +23,18 @@
  * daemon can no longer replay arrives as a dropped record and is published
  * like any other, so a remote consumer learns of every loss.
  *
- * Threads: libnats runs its own; the only state they touch is the atomic
- * failure counter written by the publish error handler.
+ * Threads: libnats runs its own and calls on_ack() from one of them for
+ * every acknowledgement or failure.  The window (a ring of slots) is shared
+ * with it under win_lock: on_ack() only marks slots and advances the head
+ * and the resume point; the main thread alone fills slots and frees their
+ * memory (when it reuses them), so a slot is never freed under a publish.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,14 +54,16 @@
 
 enum pump_result { PUMP_STOP, PUMP_BROKER, PUMP_DAEMON };
 
-/* One published message of the current window; kept until acknowledged
- * so that it can be published again after a failure. */
+/* One published message; kept until acknowledged so that it can be
+ * published again after a failure. */
 struct slot {
 	char *subject;
 	char *body;
 	size_t len;
 	char msgid[RELAY_HOST_MAX + 64];
 	uint64_t resume;        /* the resume point once this one is stored */
+	int64_t sent_ns;        /* CLOCK_MONOTONIC of the last publish */
+	bool acked;
 };
 
 struct relay {
@@ -66,16 +71,22 @@ struct relay {
 	natsConnection *nc;     /* owned; reconnects by itself */
 	jsCtx *js;              /* owned */
 	fsnote *h;              /* owned; NULL while fsnoted is let go */
-	struct slot *win;       /* cfg->window slots, n used */
-	size_t n;
-	uint64_t resume;        /* newest event ID whose message is acknowledged */
-	uint64_t pending_resume;/* what resume becomes when the window is acknowledged */
-	uint64_t published;     /* messages acknowledged, for STATUS= */
+
+	/* the window, a ring of cfg->window slots: [head, head + n) are
+	 * published and not yet all acknowledged, oldest first */
+	pthread_mutex_t win_lock;
+	pthread_cond_t win_cond;  /* signalled when the head moves or a failure comes */
+	struct slot *win;
+	size_t head, n;
+	bool failed;              /* a publish failed: republish the window */
+	uint64_t resume;          /* newest event ID whose message is acknowledged */
+	uint64_t published;       /* messages acknowledged, for STATUS= */
+
+	uint64_t next_resume;     /* main thread: the resume point after the newest slot */
 	bool ready;
 };
 
 static volatile sig_atomic_t stop;
-static atomic_uint pub_failures;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
@@ -103,12 +114,43 @@ static void nap(int ms)
 		nanosleep(&ts, NULL);
 }
 
-static void on_pub_error(jsCtx *js, jsPubAckErr *pae, void *closure)
+static int64_t mono_ns(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* libnats' thread: one acknowledgement (@pa) or failure (@pae) of @msg. */
+static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+	struct relay *r = closure;
+	const char *id = NULL;
+
 	(void)js;
-	(void)pae;
-	(void)closure;
-	atomic_fetch_add(&pub_failures, 1);
+	natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
+	pthread_mutex_lock(&r->win_lock);
+	if (pae || !pa) {
+		r->failed = true;
+	} else if (id) {
+		/* acknowledgements come in order: look from the oldest */
+		for (size_t i = 0; i < r->n; i++) {
+			struct slot *sl = &r->win[(r->head + i) % r->cfg->window];
+			if (!sl->acked && strcmp(sl->msgid, id) == 0) {
+				sl->acked = true;
+				break;
+			}
+		}
+		while (r->n && r->win[r->head].acked) {
+			r->resume = r->win[r->head].resume;
+			r->head = (r->head + 1) % r->cfg->window;
+			r->n--;
+			r->published++;
+		}
+	}
+	pthread_cond_broadcast(&r->win_cond);
+	pthread_mutex_unlock(&r->win_lock);
+	natsMsg_Destroy(msg);
 }
 
 /* --- the broker ---------------------------------------------------------------- */
@@ -146,8 +188,11 @@ static int broker_connect(struct relay *r)
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = c->ack_timeout_ms;
-	jo.PublishAsync.MaxPending = c->window;
-	jo.PublishAsync.ErrHandler = on_pub_error;
+	/* the window is ours; libnats' own bound only has to leave room for
+	 * the copies of a window republished after a failure */
+	jo.PublishAsync.MaxPending = 2 * (int64_t)c->window + 16;
+	jo.PublishAsync.AckHandler = on_ack;
+	jo.PublishAsync.AckHandlerClosure = r;
 	if (natsConnection_JetStream(&r->js, r->nc, &jo) != NATS_OK) {
 		say("cannot set up JetStream: %s", natsconn_error(NATS_ERR));
 		return -EIO;
@@ -256,7 +301,11 @@ static void slot_clear(struct slot *s)
 	*s = (struct slot){ 0 };
 }
 
-static natsStatus publish_slot(struct relay *r, const struct slot *sl)
+/* Called without win_lock: libnats may stall a publish until it has room,
+ * and room comes through on_ack(), which takes the lock.  The slot stays
+ * valid (only this thread reuses slots); on_ack() reads only msgid and
+ * acked, which do not change here. */
+static natsStatus publish_slot(struct relay *r, struct slot *sl)
 {
 	natsMsg *m = NULL;
 	char resume[24];
@@ -275,29 +324,50 @@ static natsStatus publish_slot(struct relay *r, const struct slot *sl)
 	return s;
 }
 
-/* Waits for the acknowledgement of every message of the window.  Returns 0
- * (the window is empty and the resume point advanced) or -EIO. */
-static int window_complete(struct relay *r)
+/* Waits, with win_lock held, until the window holds fewer than @max
+ * messages.  Returns 0, or -EIO when a publish failed or the oldest went
+ * unacknowledged for ack_timeout_ms. */
+static int window_wait_below(struct relay *r, size_t max)
 {
-	jsPubOptions po;
+	int64_t timeout = (int64_t)r->cfg->ack_timeout_ms * 1000000;
 
-	if (!r->n)
-		return 0;
-	jsPubOptions_Init(&po);
-	po.MaxWait = r->cfg->ack_timeout_ms;
-	natsStatus s = js_PublishAsyncComplete(r->js, &po);
-	if (s != NATS_OK || atomic_load(&pub_failures))
-		return -EIO;
-	for (size_t i = 0; i < r->n; i++)
-		slot_clear(&r->win[i]);
-	r->published += r->n;
-	r->n = 0;
-	r->resume = r->pending_resume;
-	return 0;
+	while (r->n >= max && !r->failed) {
+		int64_t left = r->win[r->head].sent_ns + timeout - mono_ns();
+		if (left <= 0)
+			return -EIO;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		int64_t until = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (left < 100000000 ? left : 100000000);
+		ts.tv_sec = until / 1000000000;
+		ts.tv_nsec = until % 1000000000;
+		pthread_cond_timedwait(&r->win_cond, &r->win_lock, &ts);
+	}
+	return r->failed ? -EIO : 0;
 }
 
-/* Publishes the window again, in order, until the broker acknowledges all
- * of it (JetStream drops the copies it already holds). */
+/* Has the window failed (an error, or the oldest message unacknowledged
+ * for too long)?  For the idle loop. */
+static bool window_failed(struct relay *r)
+{
+	pthread_mutex_lock(&r->win_lock);
+	bool f = r->failed || (r->n && mono_ns() - r->win[r->head].sent_ns >
+					     (int64_t)r->cfg->ack_timeout_ms * 1000000);
+	pthread_mutex_unlock(&r->win_lock);
+	return f;
+}
+
+/* Waits for every message of the window to be acknowledged.  Returns 0 or
+ * -EIO. */
+static int window_complete(struct relay *r)
+{
+	pthread_mutex_lock(&r->win_lock);
+	int ret = window_wait_below(r, 1);
+	pthread_mutex_unlock(&r->win_lock);
+	return ret;
+}
+
+/* Publishes the unacknowledged messages again, in order, until the broker
+ * acknowledges all of them (JetStream drops the copies it already holds). */
 static int window_republish(struct relay *r)
 {
 	bool said = false;
@@ -305,61 +375,102 @@ static int window_republish(struct relay *r)
 	while (!stop) {
 		if (natsConnection_Status(r->nc) == NATS_CONN_STATUS_CONNECTED) {
 			natsStatus s = NATS_OK;
-			atomic_store(&pub_failures, 0);
-			for (size_t i = 0; i < r->n && s == NATS_OK; i++)
-				s = publish_slot(r, &r->win[i]);
-			if (s == NATS_OK && window_complete(r) == 0) {
+			pthread_mutex_lock(&r->win_lock);
+			r->failed = false;
+			size_t head = r->head, n = r->n;
+			int64_t t = mono_ns();
+			for (size_t i = 0; i < n; i++)
+				r->win[(head + i) % r->cfg->window].sent_ns = t;
+			pthread_mutex_unlock(&r->win_lock);
+			for (size_t i = 0; i < n && s == NATS_OK; i++) {
+				struct slot *sl = &r->win[(head + i) % r->cfg->window];
+				s = publish_slot(r, sl);
+			}
+			pthread_mutex_lock(&r->win_lock);
+			if (s != NATS_OK)
+				r->failed = true;
+			int ret = window_wait_below(r, 1);
+			pthread_mutex_unlock(&r->win_lock);
+			if (ret == 0) {
 				if (said)
-					say("the broker acknowledged the %s", "records held back");
+					say("the broker acknowledged the records held back");
 				return 0;
 			}
 		}
-		if (!said)
-			say("waiting for the broker to acknowledge %zu record%s", r->n, r->n == 1 ? "" : "s");
+		if (!said) {
+			pthread_mutex_lock(&r->win_lock);
+			size_t n = r->n;
+			pthread_mutex_unlock(&r->win_lock);
+			say("waiting for the broker to acknowledge %zu record%s", n, n == 1 ? "" : "s");
+		}
 		said = true;
 		nap(250);
 	}
 	return -EINTR;
 }
 
-/* Turns @e into the next slot and publishes it. */
+/* Turns @e into the next slot and publishes it, once the window has room.
+ * Returns 0, -ENOMEM, or -EIO when the broker failed (the record is then
+ * in the window, to be republished). */
 static int window_add(struct relay *r, const fsnote_event *e)
 {
 	const struct relay_config *c = r->cfg;
-	struct slot *sl = &r->win[r->n];
 	uint32_t type = fsnote_event_type(e);
 	const char *tname = fsnote_type_name(type);
-	char tbuf[24];
-	size_t slen;
+	char tbuf[24], msgid[sizeof(((struct slot *)0)->msgid)];
+	uint64_t resume = r->next_resume;
 
 	if (!tname) {
 		snprintf(tbuf, sizeof(tbuf), "type%" PRIu32, type);
 		tname = tbuf;
 	}
 	if (type == FSNOTE_DROPPED) {
-		snprintf(sl->msgid, sizeof(sl->msgid), "%s:%" PRIu64 ":dropped:%" PRIu64, c->host,
+		snprintf(msgid, sizeof(msgid), "%s:%" PRIu64 ":dropped:%" PRIu64, c->host,
 			 fsnote_event_id(e), fsnote_event_time_ns(e));
 	} else {
-		snprintf(sl->msgid, sizeof(sl->msgid), "%s:%" PRIu64, c->host, fsnote_event_id(e));
+		snprintf(msgid, sizeof(msgid), "%s:%" PRIu64, c->host, fsnote_event_id(e));
 		/* a dropped record's ID says nothing about what was delivered */
-		if (fsnote_event_id(e) > r->pending_resume)
-			r->pending_resume = fsnote_event_id(e);
+		if (fsnote_event_id(e) > resume)
+			resume = fsnote_event_id(e);
 	}
-	sl->resume = r->pending_resume;
-	slen = strlen(c->host) + strlen(tname) + sizeof(SUBJECT_PREFIX) + 3;
-	sl->subject = malloc(slen);
-	sl->body = record_encode(e, c->host);
-	if (!sl->subject || !sl->body) {
-		slot_clear(sl);
+	size_t slen = strlen(c->host) + strlen(tname) + sizeof(SUBJECT_PREFIX) + 3;
+	char *subject = malloc(slen);
+	char *body = record_encode(e, c->host);
+	if (!subject || !body) {
+		free(subject);
+		free(body);
 		return -ENOMEM;
 	}
-	snprintf(sl->subject, slen, SUBJECT_PREFIX ".%s.%s", c->host, tname);
-	sl->len = strlen(sl->body);
+	snprintf(subject, slen, SUBJECT_PREFIX ".%s.%s", c->host, tname);
+
+	pthread_mutex_lock(&r->win_lock);
+	int ret = window_wait_below(r, c->window);
+	if (ret < 0 && r->n == c->window) {
+		/* no room: the caller republishes, then offers this record again
+		 * after resuming (it is not lost: fsnoted replays it) */
+		pthread_mutex_unlock(&r->win_lock);
+		free(subject);
+		free(body);
+		return -EIO;
+	}
+	struct slot *sl = &r->win[(r->head + r->n) % c->window];
+	slot_clear(sl);
+	sl->subject = subject;
+	sl->body = body;
+	sl->len = strlen(body);
+	memcpy(sl->msgid, msgid, sizeof(msgid));
+	sl->resume = resume;
+	sl->sent_ns = mono_ns();
 	r->n++;
-	/* a failure here shows again at window_complete() */
-	if (publish_slot(r, sl) != NATS_OK)
-		atomic_fetch_add(&pub_failures, 1);
-	return 0;
+	r->next_resume = resume;
+	pthread_mutex_unlock(&r->win_lock);
+	natsStatus s = publish_slot(r, sl);
+	pthread_mutex_lock(&r->win_lock);
+	if (s != NATS_OK)
+		r->failed = true;
+	ret = r->failed ? -EIO : 0;
+	pthread_mutex_unlock(&r->win_lock);
+	return ret;
 }
 
 /* --- fsnoted ------------------------------------------------------------------------ */
@@ -384,6 +495,8 @@ static int daemon_open(struct relay *r)
 	ret = fsnote_sub_opts_new(&o);
 	if (ret == 0 && c->mask)
 		ret = fsnote_sub_opts_set_events(o, c->mask | FSNOTE_MASK(FSNOTE_DROPPED));
+	if (ret == 0 && c->have_latency)
+		ret = fsnote_sub_opts_set_latency_us(o, c->latency_ms * 1000);
 	if (ret == 0 && c->ring_depth)
 		ret = fsnote_sub_opts_set_ring_depth(o, c->ring_depth);
 	if (ret == 0 && r->resume)
@@ -406,9 +519,11 @@ static int daemon_open(struct relay *r)
 		return ret == -ECONNRESET || ret == -EPIPE ? -EAGAIN : -EINVAL;
 	}
 	/* a first start resumes, after a crash, from where it began */
+	pthread_mutex_lock(&r->win_lock);
 	if (!r->resume)
 		r->resume = start;
-	r->pending_resume = r->resume;
+	r->next_resume = r->resume;
+	pthread_mutex_unlock(&r->win_lock);
 	return 0;
 }
 
@@ -416,41 +531,44 @@ static int daemon_open(struct relay *r)
 
 static enum pump_result pump(struct relay *r)
 {
+	int64_t status_at = 0;
+
 	for (;;) {
 		if (stop)
 			return window_complete(r) < 0 ? PUMP_BROKER : PUMP_STOP;
 		fsnote_event *e = NULL;
-		int ret = fsnote_read(r->h, r->n ? 0 : 500, &e);
+		int ret = fsnote_read(r->h, 200, &e);
 		if (ret == 0) {
 			ret = window_add(r, e);
 			e = fsnote_event_free(e);
-			if (ret < 0) {
+			if (ret == -ENOMEM) {
 				say("out of memory");
 				stop = 1;
 				continue;
 			}
-			if (atomic_load(&pub_failures) || r->n == r->cfg->window) {
-				if (window_complete(r) < 0)
-					return PUMP_BROKER;
-			}
+			if (ret < 0)
+				return PUMP_BROKER;
 			continue;
 		}
 		if (ret == -EINTR)
 			continue;
 		if (ret == -EAGAIN || ret == -ETIMEDOUT) {
-			if (window_complete(r) < 0)
+			if (window_failed(r))
 				return PUMP_BROKER;
-			if (!stop && r->published) {
-				sd_notifyf(0, "STATUS=%" PRIu64 " records published, resume point %" PRIu64,
-					   r->published, r->resume);
+			if (mono_ns() - status_at > 1000000000) {
+				pthread_mutex_lock(&r->win_lock);
+				uint64_t n = r->published, resume = r->resume;
+				pthread_mutex_unlock(&r->win_lock);
+				sd_notifyf(0, "STATUS=%" PRIu64 " records published, resume point %" PRIu64, n, resume);
+				status_at = mono_ns();
 			}
 			continue;
 		}
 		/* fsnoted went away or said something that does not decode */
 		if (window_complete(r) < 0)
 			return PUMP_BROKER;
-		say("lost the connection to fsnoted (%s); resuming after event %" PRIu64,
-		     strerror(-ret), r->resume);
+		say("lost the connection to fsnoted (%s); resuming after event %" PRIu64, strerror(-ret),
+		    r->resume);
 		return PUMP_DAEMON;
 	}
 }
@@ -461,6 +579,8 @@ static int run(struct relay_config *c)
 	int ret;
 	bool said_daemon = false;
 
+	pthread_mutex_init(&r.win_lock, NULL);
+	pthread_cond_init(&r.win_cond, NULL);
 	r.win = calloc(c->window, sizeof(*r.win));
 	if (!r.win) {
 		say("out of memory");
@@ -482,8 +602,10 @@ static int run(struct relay_config *c)
 				nap(250);
 				continue;
 			}
+			pthread_mutex_lock(&r.win_lock);
 			if (last > r.resume)
 				r.resume = last;
+			pthread_mutex_unlock(&r.win_lock);
 			bool resuming = r.resume != 0;
 			ret = daemon_open(&r);
 			if (ret == -EAGAIN) {
@@ -514,9 +636,8 @@ static int run(struct relay_config *c)
 			continue;
 		case PUMP_BROKER:
 			/* let fsnoted keep the rest in its history rather than in a ring */
-			say("the broker did not acknowledge in time; holding %zu record%s and "
-			     "resuming from the stream once it answers",
-			     r.n, r.n == 1 ? "" : "s");
+			say("the broker did not acknowledge in time; holding back what it did not "
+			    "acknowledge and resuming from the stream once it answers");
 			daemon_close(&r);
 			ret = window_republish(&r);
 			continue;
@@ -524,12 +645,17 @@ static int run(struct relay_config *c)
 		break;
 	}
 	daemon_close(&r);
-	for (size_t i = 0; i < r.n; i++)
-		slot_clear(&r.win[i]);
-	free(r.win);
+	/* no acknowledgement may arrive once the window is gone */
+	if (r.nc)
+		natsConnection_Close(r.nc);
 	jsCtx_Destroy(r.js);
 	natsConnection_Destroy(r.nc);
 	nats_Close();
+	for (size_t i = 0; i < c->window; i++)
+		slot_clear(&r.win[i]);
+	free(r.win);
+	pthread_cond_destroy(&r.win_cond);
+	pthread_mutex_destroy(&r.win_lock);
 	return ret < 0 && ret != -EINTR ? 1 : 0;
 }
 

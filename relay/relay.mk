@@ -42,3 +42,11 @@ EXTRA_DIST += man/fsnote-relay.8 man/fsnote-relay.conf.5 systemd/fsnote-relay.se
 
 TESTS += tests/e2e/relay.sh tests/e2e/relay-cluster.sh
 EXTRA_DIST += tests/e2e/relay.sh tests/e2e/relay-cluster.sh tests/e2e/nats.sh
+
+# The relay's benchmark consumer (bench/run --only relay).
+if HAVE_NATS
+noinst_PROGRAMS += bench/relay-sink
+bench_relay_sink_SOURCES = bench/relay-sink.c
+bench_relay_sink_CFLAGS = $(AM_CFLAGS) $(NATS_CFLAGS) $(JANSSON_CFLAGS)
+bench_relay_sink_LDADD = $(NATS_LIBS) $(JANSSON_LIBS)
+endif

@@ -25,15 +25,21 @@ nats_cleanup() {
     e2e_cleanup
 }
 
-# N free TCP ports on 127.0.0.1, space-separated (bound, then released,
-# by the kernel's own choice).
+# N distinct TCP ports on 127.0.0.1 that nothing listens on or uses now
+# (from /proc/net/tcp*), picked at random in 20000-59999.  Another process
+# could take one before nats-server binds it; nats_start then fails loudly.
 free_ports() {
-    python3 -c '
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
+    local used ports=() p
+    used=" "
+    for p in $(awk 'FNR > 1 { split($2, a, ":"); print a[2] }' /proc/net/tcp /proc/net/tcp6 2>/dev/null); do
+        used="$used$((16#$p)) "
+    done
+    while [ ${#ports[@]} -lt "$1" ]; do
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        case "$used ${ports[*]} " in *" $p "*) continue ;; esac
+        ports+=("$p")
+    done
+    echo "${ports[*]}"
 }
 
 # nats_start INDEX PORT [nats-server options...]: a JetStream server named
