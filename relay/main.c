@@ -650,7 +650,9 @@ static int run(struct relay_config *c)
 		natsConnection_Close(r.nc);
 	jsCtx_Destroy(r.js);
 	natsConnection_Destroy(r.nc);
-	nats_Close();
+	/* libnats' threads (its timers call on_ack() with @r) must be gone
+	 * before @r is */
+	nats_CloseAndWait(2000);
 	for (size_t i = 0; i < c->window; i++)
 		slot_clear(&r.win[i]);
 	free(r.win);

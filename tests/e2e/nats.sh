@@ -99,7 +99,8 @@ stream_records() {
     : > "$out"
     [ "$n" -gt 0 ] || return 0
     timeout 30 "$FSNOTECTL" watch --nats "$url" --since 0 --json --quiet --count "$n" --timeout 20 > "$out" 2> "$E2E_TMP/records.err" ||
-        e2e_fail "fsnotectl watch --nats read back $(wc -l < "$out") of $n records: $(tail -3 "$E2E_TMP/records.err")"
+        { for l in "$E2E_TMP"/nats-*/log; do echo "--- $l"; tail -8 "$l"; done >&2
+          e2e_fail "fsnotectl watch --nats read back $(wc -l < "$out") of $n records: $(tail -3 "$E2E_TMP/records.err")"; }
 }
 
 # wait_creates URL DIR PREFIX N: until the stream holds a create record for
@@ -126,4 +127,13 @@ exactly_once() {
     [ "$creates" -eq "$n" ] || e2e_fail "$creates create records for $n files"
     [ "$dups" -eq 0 ] || e2e_fail "$dups event IDs stored more than once"
     [ "$drops" -eq 0 ] || e2e_fail "$drops dropped records: the daemon's history should have covered it"
+}
+
+# A sanitizer build's reports (leaks at exit, for instance) land on the
+# standard error of processes whose status nobody checks: fail on any.
+no_sanitizer_reports() {
+    if grep -l -E 'Sanitizer|runtime error' "$E2E_TMP"/*.err "$E2E_TMP"/*.log 2>/dev/null; then
+        grep -h -A8 -E 'Sanitizer|runtime error' "$E2E_TMP"/*.err "$E2E_TMP"/*.log >&2
+        e2e_fail "sanitizer reports (above)"
+    fi
 }

@@ -54,4 +54,5 @@ e2e_pass "three-node cluster, leader $leader killed during a burst: 1500 creates
 
 relay_stop TERM
 sed "s/^/relay log: /" "$E2E_TMP/relay.log"
+no_sanitizer_reports
 e2e_summary

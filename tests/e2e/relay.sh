@@ -146,4 +146,5 @@ e2e_pass "a ring overflow's dropped record reaches a remote consumer"
 
 relay_stop TERM
 sed "s/^/relay log: /" "$E2E_TMP/relay.log"
+no_sanitizer_reports
 e2e_summary

@@ -42,17 +42,21 @@ int main(int argc, char **argv)
 	}
 	if (s != NATS_OK || !si) {
 		fprintf(stderr, "js-dump: %s: %s\n", argv[2], natsStatus_GetText(s ? s : NATS_TIMEOUT));
+		jsCtx_Destroy(js);
+		natsConnection_Destroy(nc);
+		nats_Close();
 		return 1;
 	}
+	uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
+	int ret = 0;
 	if (strcmp(mode, "--count") == 0) {
 		printf("%" PRIu64 "\n", si->State.Msgs);
-		return 0;
+		goto out;
 	}
 	if (strcmp(mode, "--leader") == 0) {
 		printf("%s\n", si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "");
-		return 0;
+		goto out;
 	}
-	uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
 	for (uint64_t seq = first; seq && seq <= last; seq++) {
 		natsMsg *m = NULL;
 		const char *id = "-";
@@ -67,15 +71,17 @@ int main(int argc, char **argv)
 			continue; /* deleted */
 		if (s != NATS_OK) {
 			fprintf(stderr, "js-dump: message %" PRIu64 ": %s\n", seq, natsStatus_GetText(s));
-			return 1;
+			ret = 1;
+			break;
 		}
 		natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
 		printf("%" PRIu64 " %s %s\n", seq, natsMsg_GetSubject(m), id ? id : "-");
 		natsMsg_Destroy(m);
 	}
+out:
 	jsStreamInfo_Destroy(si);
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
 	nats_Close();
-	return fflush(stdout) == 0 ? 0 : 1;
+	return fflush(stdout) == 0 ? ret : 1;
 }
