@@ -144,6 +144,21 @@ jq -e --arg r "$SRC" '.type == "dropped" and (.flags | index("must_rescan")) and
     e2e_fail "the dropped record: $(cat "$E2E_TMP/drop.json")"
 e2e_pass "a ring overflow's dropped record reaches a remote consumer"
 
+# --- a resume the daemon cannot answer is published too -----------------------------------
+# a restarted fsnoted has no history of the IDs the stream ends with
+relay_stop TERM
+e2e_stop_daemon
+e2e_start_daemon
+burst u 1 5
+timeout 30 "$FSNOTECTL" watch --nats "$URL" --host hostA -e dropped --json --count 1 --timeout 20 > "$E2E_TMP/resume.json" 2> "$E2E_TMP/resume.err" &
+DW=$!
+for _ in $(seq 250); do grep -q 'Watches established.' "$E2E_TMP/resume.err" && break; sleep 0.02; done
+relay_start "$E2E_TMP/relay.json"
+wait "$DW" || e2e_fail "no dropped record for the unanswerable resume: $(cat "$E2E_TMP/resume.err")"
+jq -e --arg r "$SRC" '.type == "dropped" and (.flags | index("must_rescan")) and .rescan == $r' "$E2E_TMP/resume.json" >/dev/null ||
+    e2e_fail "the resume's dropped record: $(cat "$E2E_TMP/resume.json")"
+e2e_pass "a resume fsnoted cannot answer reaches remote consumers as a dropped record"
+
 relay_stop TERM
 sed "s/^/relay log: /" "$E2E_TMP/relay.log"
 no_sanitizer_reports
