@@ -279,8 +279,18 @@ static int stream_resume(struct relay *r, uint64_t *ret)
 	}
 	if (s != NATS_OK)
 		return -EAGAIN;
+	/* the header, or for a message without it the ID of "<host>:<id>" */
 	uint64_t id = 0;
-	if (natsMsgHeader_Get(m, RESUME_HEADER, &v) == NATS_OK && v) {
+	size_t hl = strlen(r->cfg->host);
+	if (natsMsgHeader_Get(m, RESUME_HEADER, &v) != NATS_OK || !v) {
+		v = NULL;
+		if (natsMsgHeader_Get(m, "Nats-Msg-Id", &v) == NATS_OK && v &&
+		    strncmp(v, r->cfg->host, hl) == 0 && v[hl] == ':')
+			v += hl + 1;
+		else
+			v = NULL;
+	}
+	if (v) {
 		char *end;
 		errno = 0;
 		unsigned long long x = strtoull(v, &end, 10);
