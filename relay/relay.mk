@@ -40,8 +40,8 @@ endif
 EXTRA_DIST += man/fsnote-relay.8 man/fsnote-relay.conf.5 systemd/fsnote-relay.service.in \
 	relay/fsnote-relay.example.json
 
-TESTS += tests/e2e/relay.sh tests/e2e/relay-cluster.sh
-EXTRA_DIST += tests/e2e/relay.sh tests/e2e/relay-cluster.sh tests/e2e/nats.sh
+TESTS += tests/e2e/relay.sh tests/e2e/relay-cluster.sh tests/e2e/relay-auth.sh
+EXTRA_DIST += tests/e2e/relay.sh tests/e2e/relay-cluster.sh tests/e2e/relay-auth.sh tests/e2e/nats.sh
 
 # The relay's benchmark consumer (bench/run --only relay).
 if HAVE_NATS
