@@ -50,4 +50,5 @@ dist_man_MANS += \
 	man/fsnote_current_id.3 \
 	man/fsnote_id_at_time.3 \
 	man/fsnote_status.3 \
-	man/fsnote_inject.3
+	man/fsnote_inject.3 \
+	man/fsnote_event_decode.3

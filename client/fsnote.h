@@ -218,6 +218,12 @@ uint64_t fsnote_event_id_first(const fsnote_event *e);
 uint64_t fsnote_event_id_last(const fsnote_event *e);
 const char *fsnote_event_rescan(const fsnote_event *e, size_t *ret_len);
 
+/* A new event from one whole event record (FSNOTE_REC_EVENT) in the wire
+ * format of fsnote-protocol(7), for tools that store or forward records;
+ * the event's sub_id is the record's.  Returns 0, -EBADMSG for anything
+ * but exactly one valid event record, or -ENOMEM. */
+int fsnote_event_decode(const void *frame, size_t len, fsnote_event **ret);
+
 /* "create", "delete" ... ; NULL for an unknown type. */
 const char *fsnote_type_name(uint32_t type);
 /* The type for @name, or 0. */

@@ -39,6 +39,7 @@
 #include "fsnote.h"
 #include "fsnotectl-format.h"
 #include "fsnotectl.h"
+#include "fsnotectl-nats.h"
 
 /* Explicit socket (--socket); NULL: $FSNOTE_SOCKET or the default. */
 static const char *arg_socket;
@@ -507,6 +508,7 @@ struct watch_args {
 	struct fmt_inotify inotify;
 	const char *event_lists[32];
 	size_t n_event_lists;
+	struct nats_watch_args nats; /* --nats and its options */
 };
 
 /* Milliseconds left until @deadline for fsnote_read(): -1 without one. */
@@ -710,6 +712,7 @@ static const struct option watch_options[] = {
 	{ "system", no_argument, NULL, 'Y' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
+	NATS_WATCH_OPTIONS,
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -739,6 +742,7 @@ static void help_watch(void)
 	       "      --system          every mounted filesystem (root or the privileged group)\n"
 	       "  -q, --quiet           do not print 'Watches established.'\n"
 	       "  -h, --help            show this help\n");
+	nats_watch_help();
 }
 
 static void help_wait(void)
@@ -897,6 +901,10 @@ static int parse_watch(const char *verb, int argc, char **argv, struct watch_arg
 			free(a->excludes);
 			exit(0);
 		default:
+			if (c >= NATS_OPT_URL && c <= NATS_OPT_LAST) {
+				nats_watch_option(&a->nats, c, optarg);
+				break;
+			}
 			return bad_option(verb, c, argv);
 		}
 	}
@@ -942,6 +950,35 @@ static void free_roots(struct fmt_inotify *f)
 /* in fsnotectl-history.c */
 static int watch_at(fsnote *h, const char *at, fsnote_sub_opts *o);
 
+static int print_remote(void *out, const fsnote_event *e)
+{
+	return print_event(out, e) < 0;
+}
+
+/* "watch --nats": the options a remote watch takes, then fsnotectl-nats.c. */
+static int watch_remote(const struct watch_args *a, bool wait, int npaths)
+{
+	struct output out = { .json = a->json, .color = !a->json && !a->inotify_mode && want_color(),
+			      .inotify = a->inotify_mode ? &a->inotify : NULL,
+			      .buf = { .fd = STDOUT_FILENO } };
+	struct nats_watch_common w = { .json = a->json, .quiet = a->quiet, .have_since = a->have_since,
+				       .since = a->since, .mask = a->mask, .count = a->count,
+				       .timeout_ns = a->timeout_ns };
+
+	if (wait || !a->nats.url) {
+		errorf(wait ? "--nats and its options are for watch. " TRY_HELP
+			    : "--host, --at, --stream and the NATS connection options need --nats URL");
+		return 1;
+	}
+	if (npaths || a->children || a->system || a->reconnect || a->n_excludes || a->latency_us >= 0) {
+		errorf("watch --nats takes no PATH, --children, --system, --exclude, --latency or --reconnect");
+		return 1;
+	}
+	int r = nats_watch(&a->nats, &w, print_remote, &out, parse_time);
+	free(out.buf.p);
+	return r;
+}
+
 static int cmd_watch_or_wait(int argc, char **argv, bool wait)
 {
 	const char *verb = argv[0];
@@ -953,6 +990,10 @@ static int cmd_watch_or_wait(int argc, char **argv, bool wait)
 
 	if (ret)
 		goto out;
+	if (a.nats.used) {
+		ret = watch_remote(&a, wait, npaths);
+		goto out;
+	}
 	ret = 1;
 	if (wait) {
 		if (a.system || a.have_since || a.at || a.count || a.reconnect || a.latency_us >= 0) {

@@ -3,7 +3,8 @@
 bin_PROGRAMS += client/fsnotectl
 client_fsnotectl_SOURCES = client/fsnotectl.c client/fsnote.h \
 	client/fsnotectl-format.c client/fsnotectl-format.h \
-	client/fsnotectl-run.c client/fsnotectl.h
+	client/fsnotectl-run.c client/fsnotectl.h \
+	client/fsnotectl-nats.c client/fsnotectl-nats.h
 # included by fsnotectl.c: the history verb shares its helpers
 EXTRA_DIST += client/fsnotectl-history.c
 client_fsnotectl_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
