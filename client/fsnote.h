@@ -50,8 +50,9 @@ enum fsnote_type {
 	FSNOTE_ACCESS = 10,       /* opt-in */
 	FSNOTE_MOUNT = 11,        /* opt-in, privileged */
 	FSNOTE_FS_ERROR = 12,     /* opt-in, privileged */
+	FSNOTE_HISTORY_END = 13,  /* the history asked for is complete; the subscription is over */
 };
-#define FSNOTE_TYPE_MAX 12
+#define FSNOTE_TYPE_MAX 13
 #define FSNOTE_MASK(type) (UINT64_C(1) << (type))
 /* What a subscription gets when it names no mask. */
 #define FSNOTE_MASK_DEFAULT                                                               \
@@ -85,6 +86,7 @@ enum fsnote_feature_bit {
 	FSNOTE_HAS_FLUSH = 1u << 4,
 	FSNOTE_HAS_MOUNT_EVENTS = 1u << 5,
 	FSNOTE_HAS_FS_ERROR = 1u << 6,
+	FSNOTE_HAS_JOURNAL = 1u << 7,       /* history survives restarts; fsnote_sub_opts_set_until() */
 };
 
 typedef struct fsnote fsnote;
@@ -136,6 +138,10 @@ int fsnote_sub_opts_set_batch(fsnote_sub_opts *o, uint32_t batch);
 /* Replay what happened after event @id (from the daemon's history), or
  * receive a must-rescan record when the history no longer reaches back. */
 int fsnote_sub_opts_set_since(fsnote_sub_opts *o, uint64_t id);
+/* With a since ID: replay up to and including @id, then end the
+ * subscription with a FSNOTE_HISTORY_END record (no live events).
+ * Returns 0 or -EINVAL. */
+int fsnote_sub_opts_set_until(fsnote_sub_opts *o, uint64_t id);
 /* A directory name or glob ("node_modules", "*.tmp", ".git"), or a pattern
  * with '/' matched against the path below the root.  Up to 32. */
 int fsnote_sub_opts_add_exclude(fsnote_sub_opts *o, const char *pattern);

@@ -110,7 +110,6 @@ int parse_seconds(const char *opt, const char *s, int64_t *ret_ns)
 	return 0;
 }
 
-/* A comma-separated list of event type names as an FSNOTE_MASK() set. */
 /* A comma-separated list of event type names as an FSNOTE_MASK() set.
  * With @inotify (--format, --csv), inotifywait's names come first, with
  * its meaning (create is CREATE lines only, moved_to MOVED_TO lines ...),
@@ -495,6 +494,7 @@ struct watch_args {
 	bool children, system, json, reconnect, quiet;
 	bool have_since;
 	uint64_t since;
+	const char *at;        /* --at TIME: since the first ID at or after it */
 	uint64_t mask;         /* 0: the daemon's default */
 	uint64_t count;        /* 0: unlimited */
 	int64_t timeout_ns;    /* <0: none */
@@ -696,6 +696,7 @@ static const struct option watch_options[] = {
 	{ "children", no_argument, NULL, 'c' },
 	{ "events", required_argument, NULL, 'e' },
 	{ "since", required_argument, NULL, 'S' },
+	{ "at", required_argument, NULL, 'A' },
 	{ "json", no_argument, NULL, 'j' },
 	{ "format", required_argument, NULL, OPT_FORMAT },
 	{ "csv", no_argument, NULL, OPT_CSV },
@@ -722,6 +723,7 @@ static void help_watch(void)
 	       "  -e, --events LIST     comma-separated event types (create,delete,modify,attrib,\n"
 	       "                        close_write,rename,unmount,dropped,open,access,mount,fs_error)\n"
 	       "      --since ID        first replay what happened after event ID\n"
+	       "      --at TIME         first replay what happened from TIME on (as current-id --at)\n"
 	       "      --json            one JSON object per line\n"
 	       "      --format FMT      lines as inotifywait --format prints them: %%w %%f %%e\n"
 	       "                        %%Xe %%T %%0 %%n %%%%; -e then takes inotifywait's names too\n"
@@ -814,6 +816,17 @@ static int parse_watch(const char *verb, int argc, char **argv, struct watch_arg
 				return 1;
 			a->have_since = true;
 			break;
+		case 'A': {
+			int64_t t;
+			if (parse_time(optarg, &t) < 0 || t < 0) {
+				char *e = esc(optarg);
+				errorf("invalid time '%s': use ISO 8601, @EPOCH, now or -N(ms|s|min|h|d)", e);
+				free(e);
+				return 1;
+			}
+			a->at = optarg;
+			break;
+		}
 		case 'j':
 			a->json = true;
 			break;
@@ -926,6 +939,9 @@ static void free_roots(struct fmt_inotify *f)
 	f->n_roots = 0;
 }
 
+/* in fsnotectl-history.c */
+static int watch_at(fsnote *h, const char *at, fsnote_sub_opts *o);
+
 static int cmd_watch_or_wait(int argc, char **argv, bool wait)
 {
 	const char *verb = argv[0];
@@ -939,8 +955,8 @@ static int cmd_watch_or_wait(int argc, char **argv, bool wait)
 		goto out;
 	ret = 1;
 	if (wait) {
-		if (a.system || a.have_since || a.count || a.reconnect || a.latency_us >= 0) {
-			errorf("wait: --system, --since, --count, --latency and --reconnect are for watch. " TRY_HELP);
+		if (a.system || a.have_since || a.at || a.count || a.reconnect || a.latency_us >= 0) {
+			errorf("wait: --system, --since, --at, --count, --latency and --reconnect are for watch. " TRY_HELP);
 			goto out;
 		}
 		if (npaths != 1) {
@@ -959,9 +975,15 @@ static int cmd_watch_or_wait(int argc, char **argv, bool wait)
 		errorf("--system and --children do not go together");
 		goto out;
 	}
+	if (a.at && a.have_since) {
+		errorf("--since and --at do not go together. " TRY_HELP);
+		goto out;
+	}
 	if (build_opts(&a, &o) < 0)
 		goto out;
 	if (connect_daemon(&h))
+		goto out;
+	if (a.at && watch_at(h, a.at, o) != 0)
 		goto out;
 
 	size_t n_subs = 0;
@@ -1094,6 +1116,9 @@ static void print_scalars(const json_t *obj, int depth)
 	}
 }
 
+/* the history verb and the journal's status lines share the helpers above */
+#include "fsnotectl-history.c"
+
 static void print_status(const json_t *root, const char *socket_path, bool color)
 {
 	const char *b = color ? "\033[1m" : "", *n = color ? "\033[0m" : "";
@@ -1169,6 +1194,7 @@ static void print_status(const json_t *root, const char *socket_path, bool color
 		       jint(pool, "added"), jint(pool, "merged"), jint(pool, "reclaimed_events"),
 		       jint(pool, "reclaimed_rings"));
 	}
+	print_journal_status(root, color);
 	const json_t *ac = json_object_get(root, "access_cache");
 	if (json_is_object(ac))
 		printf("  access cache  %.1f%% hits (%" JSON_INTEGER_FORMAT " hits, %" JSON_INTEGER_FORMAT
@@ -1515,6 +1541,8 @@ static void help_main(void)
 	       "  inject [--dir] TYPE PATH [DEST]  a synthetic event (root only)\n"
 	       "  run [--debounce MS] [--restart] [--exclude PATTERN]... PATH... -- COMMAND\n"
 	       "                                   run COMMAND again whenever PATH changed\n"
+	       "  history [--since ID | --at TIME] [--until ID|TIME] [--json] PATH\n"
+	       "                                   what the journal holds for PATH\n"
 	       "\n"
 	       "Event types: create delete modify attrib close_write rename unmount dropped\n"
 	       "             open access mount fs_error\n"
@@ -1576,6 +1604,8 @@ int main(int argc, char **argv)
 		return cmd_inject(vargc, vargv);
 	if (strcmp(verb, "run") == 0)
 		return cmd_run(vargc, vargv);
+	if (strcmp(verb, "history") == 0)
+		return cmd_history(vargc, vargv);
 	if (strcmp(verb, "help") == 0) {
 		help_main();
 		return 0;

@@ -4,6 +4,8 @@ bin_PROGRAMS += client/fsnotectl
 client_fsnotectl_SOURCES = client/fsnotectl.c client/fsnote.h \
 	client/fsnotectl-format.c client/fsnotectl-format.h \
 	client/fsnotectl-run.c client/fsnotectl.h
+# included by fsnotectl.c: the history verb shares its helpers
+EXTRA_DIST += client/fsnotectl-history.c
 client_fsnotectl_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 client_fsnotectl_LDADD = client/libfsnote.la $(JANSSON_LIBS) -lm
 

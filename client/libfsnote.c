@@ -63,11 +63,12 @@ _Static_assert((unsigned)FSNOTE_F_SUB_ENDED == (unsigned)FSNOTE_FLAG_SUB_ENDED, 
 _Static_assert(FSNOTE_TYPE_MAX == FSNOTE_EV_MAX, "type numbering");
 _Static_assert(FSNOTE_MASK_DEFAULT == FSNOTE_EV_DEFAULT_MASK, "default mask");
 _Static_assert((unsigned)FSNOTE_HAS_FS_ERROR == (unsigned)FSNOTE_FEATURE_FS_ERROR, "feature numbering");
+_Static_assert((unsigned)FSNOTE_HAS_JOURNAL == (unsigned)FSNOTE_FEATURE_JOURNAL, "feature numbering");
 
 struct fsnote_sub_opts {
 	uint32_t sub_flags;
-	bool have_mask, have_dev, have_depth, have_latency, have_batch, have_since;
-	uint64_t mask, dev, since;
+	bool have_mask, have_dev, have_depth, have_latency, have_batch, have_since, have_until;
+	uint64_t mask, dev, since, until;
 	uint32_t depth, latency_us, batch;
 	size_t n_excludes;
 	char *excludes[FSNOTE_EXCLUDES_MAX];
@@ -1003,6 +1004,15 @@ int fsnote_sub_opts_set_since(fsnote_sub_opts *o, uint64_t id)
 	return 0;
 }
 
+int fsnote_sub_opts_set_until(fsnote_sub_opts *o, uint64_t id)
+{
+	if (!o || id == 0)
+		return -EINVAL;
+	o->until = id;
+	o->have_until = true;
+	return 0;
+}
+
 int fsnote_sub_opts_add_exclude(fsnote_sub_opts *o, const char *pattern)
 {
 	if (!o || !pattern || !*pattern)
@@ -1045,6 +1055,8 @@ static int encode_subscribe(const struct fsnote_sub_opts *o, const char *label, 
 		codec_put_u32(&w, FSNOTE_ARG_BATCH, o->batch);
 	if (has_since)
 		codec_put_u64(&w, FSNOTE_ARG_SINCE_ID, since);
+	if (has_since && o->have_until)
+		codec_put_u64(&w, FSNOTE_ARG_UNTIL_ID, o->until);
 	for (size_t i = 0; i < o->n_excludes; i++)
 		codec_put_cstring(&w, FSNOTE_ARG_EXCLUDE, o->excludes[i]);
 	return codec_writer_finish(&w);

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,8 @@
 #define SIZE_CAP(x) ((uint64_t)SIZE_MAX < (x) ? (uint64_t)SIZE_MAX : (x))
 /* getgrnam_r() buffers grow up to this, for groups with many members */
 #define GROUP_BUF_MAX (1024 * 1024)
+/* entries of a list of paths ("journal_exclude") */
+#define CONFIG_PATHS_MAX 256
 
 enum key_kind {
 	KEY_U32,
@@ -50,6 +53,9 @@ enum key_kind {
 	KEY_LOG_LEVEL,
 	KEY_SOCKET,
 	KEY_GROUP,
+	KEY_BOOL,
+	KEY_DIR,
+	KEY_PATHS,
 };
 
 struct key {
@@ -84,6 +90,12 @@ static const struct key keys[] = {
 	NUM("path_cache_entries", KEY_SIZE, path_cache_entries, 64, 16 * MiB),
 	{ "log_level", KEY_LOG_LEVEL, offsetof(struct config, log_level), 0, 0 },
 	{ "socket", KEY_SOCKET, offsetof(struct config, socket_path), 0, 0 },
+	{ "journal", KEY_BOOL, offsetof(struct config, journal), 0, 0 },
+	{ "journal_dir", KEY_DIR, offsetof(struct config, journal_dir), 0, 0 },
+	NUM("journal_max_bytes", KEY_SIZE, journal_max_bytes, 1 * MiB, SIZE_CAP(1024 * GiB)),
+	NUM("journal_max_age", KEY_U32, journal_max_age_s, 0, 10 * 366 * 86400u),
+	NUM("journal_sync_ms", KEY_U32, journal_sync_ms, 10, 60000),
+	{ "journal_exclude", KEY_PATHS, offsetof(struct config, journal_exclude), 0, 0 },
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -131,6 +143,10 @@ int config_defaults(struct config *ret)
 		.path_cache_entries = 65536,
 		.log_level = LOG_NOTICE,
 		.socket_path = sock,
+		.journal = true,
+		.journal_max_bytes = 256 * 1024 * 1024,
+		.journal_max_age_s = 30 * 86400,
+		.journal_sync_ms = 1000,
 	};
 	return 0;
 }
@@ -143,6 +159,13 @@ void config_clear(struct config *c)
 	c->privileged_group = NULL;
 	free(c->socket_path);
 	c->socket_path = NULL;
+	free(c->journal_dir);
+	c->journal_dir = NULL;
+	for (size_t i = 0; i < c->n_journal_exclude; i++)
+		free(c->journal_exclude[i]);
+	free(c->journal_exclude);
+	c->journal_exclude = NULL;
+	c->n_journal_exclude = 0;
 }
 
 int config_parse_log_level(const char *name)
@@ -449,6 +472,54 @@ static int set_value(struct loader *l, struct config *c, const struct key *k, js
 		free(c->privileged_group);
 		c->privileged_group = copy;
 		c->privileged_gid = gid;
+		return 0;
+	}
+	case KEY_BOOL:
+		if (!json_is_boolean(v))
+			return fail(l, at.line, at.col, -EINVAL, "\"%s\" must be true or false", k->name);
+		*(bool *)(void *)field = json_is_true(v);
+		return 0;
+	case KEY_DIR: {
+		const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+		if (!s || s[0] != '/' || strlen(s) >= PATH_MAX)
+			return fail(l, at.line, at.col, -EINVAL,
+				    "\"%s\" must be an absolute path shorter than %d bytes", k->name,
+				    PATH_MAX);
+		char *copy = strdup(s);
+		if (!copy)
+			return fail(l, 0, 0, -ENOMEM, "out of memory");
+		free(*(char **)(void *)field);
+		*(char **)(void *)field = copy;
+		return 0;
+	}
+	case KEY_PATHS: {
+		size_t n = json_is_array(v) ? json_array_size(v) : 0;
+		if (!json_is_array(v) || n > CONFIG_PATHS_MAX)
+			return fail(l, at.line, at.col, -EINVAL,
+				    "\"%s\" must be an array of at most %d absolute paths", k->name,
+				    CONFIG_PATHS_MAX);
+		char **list = calloc(n + 1, sizeof(*list));
+		if (!list)
+			return fail(l, 0, 0, -ENOMEM, "out of memory");
+		for (size_t i = 0; i < n; i++) {
+			json_t *e = json_array_get(v, i);
+			const char *s = json_is_string(e) ? json_string_value(e) : NULL;
+			if (!s || s[0] != '/' || strlen(s) >= PATH_MAX || (list[i] = strdup(s)) == NULL) {
+				for (size_t k2 = 0; k2 < i; k2++)
+					free(list[k2]);
+				free(list);
+				if (s && s[0] == '/' && strlen(s) < PATH_MAX)
+					return fail(l, 0, 0, -ENOMEM, "out of memory");
+				return fail(l, at.line, at.col, -EINVAL,
+					    "\"%s\" element %zu must be an absolute path shorter than %d bytes",
+					    k->name, i, PATH_MAX);
+			}
+		}
+		for (size_t i = 0; i < c->n_journal_exclude; i++)
+			free(c->journal_exclude[i]);
+		free(c->journal_exclude);
+		c->journal_exclude = list;
+		c->n_journal_exclude = n;
 		return 0;
 	}
 	}

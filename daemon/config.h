@@ -50,6 +50,15 @@ struct config {
 	/* daemon */
 	int log_level;                  /* "log_level": "error" ... "debug", LOG_* values */
 	char *socket_path;              /* "socket", default /run/fsnoted/fsnoted.sock */
+	/* the persistent journal (journal.h) */
+	bool journal;                   /* "journal", default true */
+	char *journal_dir;              /* "journal_dir", default NULL: $STATE_DIRECTORY or
+	                                 * /var/lib/fsnoted */
+	size_t journal_max_bytes;       /* "journal_max_bytes", default 256 MiB */
+	uint32_t journal_max_age_s;     /* "journal_max_age", seconds, default 30 days; 0: none */
+	uint32_t journal_sync_ms;       /* "journal_sync_ms", default 1000 */
+	char **journal_exclude;         /* "journal_exclude": absolute paths never journaled */
+	size_t n_journal_exclude;
 };
 
 /* Fills @ret with the built-in defaults.  Returns 0 or -ENOMEM. */

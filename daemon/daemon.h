@@ -26,6 +26,7 @@
 #include "clock.h"
 #include "codec.h"
 #include "config.h"
+#include "journal.h"
 #include "pool.h"
 #include "source.h"
 
@@ -99,6 +100,13 @@ struct sub {
 	const char *warning;          /* static: why only local changes are seen, or NULL */
 	bool privileged;              /* sees everything, pids included */
 	bool ending;                  /* unmounted or root deleted: free when drained */
+	/* a resume older than the memory history reads the journal first:
+	 * its cursor (owned), the last ID it gave, and per anchor the
+	 * filesystem identity journaled events must carry */
+	struct journal_cursor *replay;
+	uint64_t replay_pos, replay_end;
+	uint64_t *replay_fsids;
+	uint64_t until_id;            /* 0, or the ID after which the subscription ends */
 	struct sub *next;             /* client's list */
 };
 
@@ -141,6 +149,7 @@ struct daemon {
 	char *config_path;
 	bool config_explicit;
 	struct pool *pool;
+	struct journal *journal;      /* NULL when off or unusable */
 	struct access *access;
 	struct source *primary;       /* fanotify or inotify */
 	struct source *fallback;      /* inotify, created when first needed */
@@ -191,6 +200,8 @@ void sub_sink_init(struct daemon *d, struct source_sink *sink);
 void sub_flush_sources(struct daemon *d);
 int sub_inject(struct daemon *d, const struct codec_record *req, uint64_t *ret_id);
 void sub_status(struct daemon *d, const struct client *asker, json_t *root);
+/* Does @s have anything to deliver (ring, pending drop, journal replay)? */
+bool sub_pending(const struct sub *s);
 void sub_ring_dropped(struct ring *r, void *owner);
 /* A mountwatch callback: mount and unmount records for those who asked. */
 void sub_mount_event(void *ctx, bool attached, const char *point, uint64_t dev, const char *fstype);

@@ -21,6 +21,7 @@ daemon_libcore_a_SOURCES = \
 daemon_libcore_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBSYSTEMD_CFLAGS) $(JANSSON_CFLAGS)
 DAEMON_LIBS = \
 	daemon/libcore.a \
+	daemon/libjournal.a \
 	daemon/libfanotify.a \
 	daemon/libinotify.a \
 	daemon/libconfig.a \

@@ -26,6 +26,7 @@
 #include "mountwatch.h"
 
 #define DEFAULT_SOCKET "/run/fsnoted/fsnoted.sock"
+#define DEFAULT_STATE_DIR "/var/lib/fsnoted"
 #define STATUS_INTERVAL_S 5
 #define SHUTDOWN_GRACE_S 3
 
@@ -42,11 +43,64 @@ static void usage(FILE *f)
 		"  -f, --foreground       log to stderr (the journal is used under systemd)\n"
 		"  -l, --log-level LEVEL  error, warning, notice, info or debug\n"
 		"  -b, --backend NAME     auto, fanotify or inotify\n"
+		"      --state-dir DIR    keep the event journal in DIR (default\n"
+		"                         $STATE_DIRECTORY, else %s)\n"
 		"  -h, --help             show this help and exit\n"
 		"  -V, --version          show the version and exit\n"
 		"\n"
 		"See fsnoted(8) and fsnoted.conf(5).\n",
-		CONFIG_DEFAULT_PATH, DEFAULT_SOCKET);
+		CONFIG_DEFAULT_PATH, DEFAULT_SOCKET, DEFAULT_STATE_DIR);
+}
+
+static void journal_config_from(const struct config *cfg, const char *dir, struct journal_config *ret)
+{
+	*ret = (struct journal_config){
+		.dir = dir,
+		.max_bytes = cfg->journal_max_bytes,
+		.max_age_ns = (uint64_t)cfg->journal_max_age_s * 1000000000ull,
+		.sync_ms = cfg->journal_sync_ms,
+		.exclude = cfg->journal_exclude,
+		.n_exclude = cfg->n_journal_exclude,
+	};
+}
+
+/* Where the journal lives: --state-dir, "journal_dir", the service
+ * manager's StateDirectory=, or the default.  @buf holds the first of
+ * several $STATE_DIRECTORY entries. */
+static const char *state_dir(const struct config *cfg, const char *opt, char *buf, size_t len)
+{
+	const char *env = getenv("STATE_DIRECTORY");
+
+	if (opt)
+		return opt;
+	if (cfg->journal_dir)
+		return cfg->journal_dir;
+	if (env && env[0] == '/') {
+		size_t n = strcspn(env, ":");
+		if (n < len) {
+			memcpy(buf, env, n);
+			buf[n] = '\0';
+			return buf;
+		}
+	}
+	return DEFAULT_STATE_DIR;
+}
+
+/* Opens the journal; without one the daemon still runs, with its history
+ * in memory only, and says why. */
+static void open_journal(struct daemon *d, const char *dir)
+{
+	struct journal_config jc;
+
+	if (!d->cfg.journal) {
+		log_info("journal: off (\"journal\": false)");
+		return;
+	}
+	journal_config_from(&d->cfg, dir, &jc);
+	int r = journal_open(&jc, now_real_ns(), &d->journal);
+	if (r < 0)
+		log_warn("journal: cannot use %s (%s): history does not survive a restart", dir,
+			 r == -EBUSY ? "another fsnoted holds it" : strerror(-r));
 }
 
 static int pool_limits_from(const struct config *cfg, uint64_t first_id, uint64_t start_time_ns,
@@ -95,7 +149,14 @@ static void reload(struct daemon *d)
 		sd_notify(0, "READY=1");
 		return;
 	}
-	/* the socket path and the backend stay as started */
+	/* the socket path, the backend and the journal's place stay as started */
+	if (d->journal) {
+		struct journal_config jc;
+		journal_config_from(&cfg, "", &jc);
+		int jr = journal_set_config(d->journal, &jc);
+		if (jr < 0)
+			log_warn("journal: keeping the running bounds and exclusions: %s", strerror(-jr));
+	}
 	struct pool_limits lim;
 	pool_limits_from(&cfg, 0, 0, &lim);
 	pool_set_limits(d->pool, &lim);
@@ -160,12 +221,14 @@ int main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "backend", required_argument, NULL, 'b' },
+		{ "state-dir", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daemon d = { .next_sub_id = 0 };
-	const char *socket_opt = NULL, *level_opt = NULL, *backend_opt = NULL;
+	const char *socket_opt = NULL, *level_opt = NULL, *backend_opt = NULL, *state_opt = NULL;
+	char state_buf[4096];
 	bool foreground = false;
 	struct event *sigs[4] = { NULL };
 	const int signums[4] = { SIGTERM, SIGINT, SIGHUP, 0 };
@@ -190,6 +253,13 @@ int main(int argc, char **argv)
 			break;
 		case 'b':
 			backend_opt = optarg;
+			break;
+		case 'D':
+			if (optarg[0] != '/') {
+				fprintf(stderr, "fsnoted: --state-dir needs an absolute path\n");
+				return EXIT_FAILURE;
+			}
+			state_opt = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -287,12 +357,30 @@ int main(int argc, char **argv)
 	 * numbers as doubles (jq, JavaScript). */
 	struct pool_limits lim;
 	uint64_t start_real = now_real_ns();
-	pool_limits_from(&d.cfg, start_real / 1000, start_real, &lim);
+	uint64_t first_id = start_real / 1000;
+	open_journal(&d, state_dir(&d.cfg, state_opt, state_buf, sizeof(state_buf)));
+	/* the journal may know IDs beyond the clock (set back, or a run that
+	 * averaged more than one event per microsecond): never reuse one */
+	if (d.journal && journal_last_id(d.journal) >= first_id)
+		first_id = journal_last_id(d.journal) + 1;
+	pool_limits_from(&d.cfg, first_id, start_real, &lim);
 	struct pool_callbacks cb = { .ring_dropped = sub_ring_dropped };
 	r = pool_new(&lim, &cb, &d.pool);
 	if (r < 0) {
 		log_err("cannot create the event pool: %s", strerror(-r));
 		goto out;
+	}
+	if (d.journal) {
+		r = journal_start(d.journal, d.base, first_id, start_real);
+		if (r < 0) {
+			log_warn("journal: cannot start: %s: history does not survive a restart",
+				 strerror(-r));
+			d.journal = journal_free(d.journal);
+		} else {
+			log_info("journal in %s; this run's IDs start after %llu",
+				 state_dir(&d.cfg, state_opt, state_buf, sizeof(state_buf)),
+				 (unsigned long long)first_id);
+		}
 	}
 	r = access_new(d.cfg.access_cache_entries, &d.access);
 	if (r < 0) {
@@ -331,6 +419,12 @@ int main(int argc, char **argv)
 
 	event_base_dispatch(d.base);
 
+	/* the clean-stop marker: the next start sees a stop, not a crash */
+	if (d.journal) {
+		r = journal_stop(d.journal, pool_current_id(d.pool), now_real_ns());
+		if (r < 0)
+			log_warn("journal: cannot write the clean-stop marker: %s", strerror(-r));
+	}
 	log_notice("fsnoted stopped");
 	ret = EXIT_SUCCESS;
 out:
@@ -349,6 +443,7 @@ out:
 	d.primary = source_free(d.primary);
 	d.fallback = source_free(d.fallback);
 	d.access = access_free(d.access);
+	d.journal = journal_free(d.journal);
 	d.pool = pool_free(d.pool);
 	free(d.dev_heads);
 	free(d.dev_keys);

@@ -166,7 +166,7 @@ static void client_try_write(struct client *c)
 		}
 		bool pending = false;
 		for (struct sub *s = c->subs; s; s = s->next)
-			if (ring_peek(s->ring) || ring_has_drop(s->ring))
+			if (sub_pending(s))
 				pending = true;
 		if (!pending)
 			break;
@@ -216,6 +216,8 @@ static uint64_t daemon_features(struct daemon *d)
 		f |= d->fallback->ops->features(d->fallback);
 	if (d->mounts)
 		f |= FSNOTE_FEATURE_MOUNT_EVENTS;
+	if (d->journal)
+		f |= FSNOTE_FEATURE_JOURNAL;
 	return f;
 }
 
@@ -315,7 +317,7 @@ static void handle_status(struct client *c, uint32_t req_id)
 	json_object_set_new(root, "backend", json_string(d->primary->ops->name));
 	json_t *features = json_array();
 	static const char *const names[] = { "fanotify", "rename", "inotify", "history",
-					     "flush", "mount_events", "fs_error" };
+					     "flush", "mount_events", "fs_error", "journal" };
 	uint64_t f = daemon_features(d);
 	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (f & (UINT64_C(1) << i))
@@ -424,9 +426,13 @@ static void handle_request(struct client *c, const struct codec_record *rec, int
 		uint64_t t;
 		if (codec_get_u64(rec, FSNOTE_ARG_TIME, &t) == 0) {
 			int r = pool_id_at_time(d->pool, t, &id);
+			/* older than memory: the journal reaches further back */
+			if (r == -ERANGE && d->journal && journal_id_at_time(d->journal, t, &id) == 0)
+				r = 0;
 			if (r < 0) {
 				server_send_error(c, req_id, -r, "that time is older than the history "
-								 "kept (history_events)");
+								 "kept (history_events%s)",
+						  d->journal ? " and the journal" : "");
 				return;
 			}
 		} else {

@@ -38,6 +38,11 @@
 
 #define EVENT_FRAME_MAX (3 * FSNOTE_PATH_MAX + 512)
 
+/* the journal's share of this file, at its end */
+static int resume_replay(struct daemon *d, struct sub *s, uint64_t since, uint64_t cur);
+static bool journal_replay_drain(struct sub *s, size_t high);
+static void history_end(struct daemon *d, struct sub *s);
+
 /* --- the per-filesystem index ------------------------------------------ */
 
 static struct anchor **dev_head(struct daemon *d, uint64_t dev, bool create)
@@ -644,6 +649,8 @@ static uint64_t take_event(struct daemon *d, const struct source_event *sev)
 	     sev->type != FSNOTE_EV_UNMOUNT))
 		return 0;
 
+	if (d->journal && journal_is_own(d->journal, sev->dev, sev->path, sev->path_len))
+		return 0; /* the journal writing itself */
 	uint64_t now = now_mono_ns();
 	struct pool_event_init init = {
 		.type = (uint16_t)sev->type,
@@ -680,6 +687,8 @@ static uint64_t take_event(struct daemon *d, const struct source_event *sev)
 			 major(sev->dev), minor(sev->dev), strerror(-r));
 		return 0;
 	}
+	if (d->journal)
+		(void)journal_append(d->journal, ev); /* a failure becomes a gap there */
 	fan_out_event(d, ev);
 	uint64_t id = ev->id;
 	pool_event_unref(d->pool, ev);
@@ -700,6 +709,9 @@ static void sink_overflow(void *ctx, uint64_t dev, const char *scope)
 	log_warn("kernel event queue overflowed (device %u:%u): subscribers must rescan",
 		 major(dev), minor(dev));
 	coverage_break(d, dev);
+	if (d->journal)
+		(void)journal_note_gap(d->journal, JOURNAL_GAP_OVERFLOW, pool_current_id(d->pool), dev,
+				       now_real_ns());
 	for (size_t i = 0; i < d->n_devs; i++) {
 		if (dev && d->dev_keys[i] != dev)
 			continue;
@@ -1009,6 +1021,8 @@ static bool drain_sub(struct sub *s, size_t high)
 		if (r < 0)
 			return true; /* no memory: try again next round */
 	}
+	if (s->replay && journal_replay_drain(s, high))
+		return true;
 	while (evbuffer_get_length(c->out) < high && (e = ring_peek(s->ring))) {
 		(void)emit_event(s, e);
 		ring_pop(s->ring);
@@ -1099,6 +1113,8 @@ void sub_destroy(struct sub *s)
 	}
 	free(s->anchors);
 	ring_free(s->ring);
+	s->replay = journal_cursor_free(s->replay);
+	free(s->replay_fsids);
 	if (s->timer)
 		event_free(s->timer);
 	for (size_t i = 0; i < s->n_excludes; i++)
@@ -1172,6 +1188,11 @@ static int anchor_watch(struct source *src, struct anchor *a, int dirfd, const c
 		return r;
 	a->source = src;
 	a->dev = info.dev;
+	/* the journal tags this device's events with the filesystem the watch
+	 * is on now: a device number is reused by the next filesystem mounted */
+	if (a->sub->client->d->journal)
+		journal_note_fs_fd(a->sub->client->d->journal, info.dev, dirfd,
+				   pool_current_id(a->sub->client->d->pool));
 	a->root_src = info.root;
 	a->root_src_len = strlen(info.root);
 	a->root_abs = strdup(label);
@@ -1309,6 +1330,10 @@ static int parse_options(struct daemon *d, struct sub *s, const struct codec_rec
 	if (codec_get_u32(req, FSNOTE_ARG_BATCH, &v) == 0)
 		s->batch = v == 0 ? 1 : v > s->depth ? s->depth : v;
 	*has_since = codec_get_u64(req, FSNOTE_ARG_SINCE_ID, since) == 0;
+	if (codec_get_u64(req, FSNOTE_ARG_UNTIL_ID, &s->until_id) == 0 && (!*has_since || !s->until_id)) {
+		snprintf(err, errlen, "an until ID needs a since ID, and must not be 0");
+		return -EINVAL;
+	}
 
 	for (unsigned i = 0; i < req->n_args; i++) {
 		const struct codec_arg *arg = &req->args[i];
@@ -1580,8 +1605,7 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 			covered = false;
 	}
 	if (has_since) {
-		struct replay_ctx ctx = { d, s };
-		r = since > cur ? POOL_HISTORY_GAP : pool_history_since(d->pool, since, replay_one, &ctx);
+		r = resume_replay(d, s, since, cur);
 		if (r == POOL_HISTORY_GAP || !covered) {
 			/* the history no longer reaches back, or nothing watched this
 			 * directory all along: what happened cannot be vouched for */
@@ -1591,7 +1615,9 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 			ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 0,
 					  since + 1, last, NULL);
 		}
-		if (ring_peek(s->ring) || ring_has_drop(s->ring))
+		if (s->until_id)
+			history_end(d, s);
+		if (sub_pending(s))
 			server_schedule_drain(c);
 	}
 	free(label);
@@ -1614,6 +1640,8 @@ fail:
 	}
 	free(s->anchors);
 	ring_free(s->ring);
+	journal_cursor_free(s->replay);
+	free(s->replay_fsids);
 	for (size_t i = 0; i < s->n_excludes; i++)
 		free(s->excludes[i]);
 	free(s->excludes);
@@ -1788,5 +1816,207 @@ void sub_status(struct daemon *d, const struct client *asker, json_t *root)
 	json_object_set_new(root, "events_in", json_integer((json_int_t)d->events_in));
 	json_object_set_new(root, "events_delivered", json_integer((json_int_t)d->events_delivered));
 	json_object_set_new(root, "events_denied", json_integer((json_int_t)d->events_denied));
+	json_t *jo = json_object();
+	if (d->journal)
+		journal_status(d->journal, jo);
+	else
+		json_object_set_new(jo, "enabled", json_false());
+	json_object_set_new(root, "journal", jo);
 	access_status(d->access, root);
+}
+
+/* --- the journal ----------------------------------------------------------------
+ *
+ * A resume older than the memory history is answered in three parts, in ID
+ * order and without overlap: the journal up to where the memory history
+ * begins (read lazily by drain_sub, so that a million journaled events never
+ * sit in a ring), then the memory history (pushed into the ring now), then
+ * live events (pushed into the ring as they come).  Each journaled event is
+ * rebuilt as a struct pool_event and judged by sub_match(), the very
+ * function that judges live events, directory identities included.  Every
+ * gap the resume crosses (a stop, a crash, a kernel overflow, a cut or an
+ * excluded path) becomes one must-rescan drop, sent before the first
+ * replayed event. */
+
+bool sub_pending(const struct sub *s)
+{
+	return ring_peek(s->ring) || ring_has_drop(s->ring) || s->replay;
+}
+
+struct gap_span {
+	uint64_t first, last;
+	uint32_t flags;
+	size_t n;
+};
+
+static void gap_span_add(const struct journal_gap *g, void *userdata)
+{
+	struct gap_span *sp = userdata;
+
+	if (!sp->n || g->id_first < sp->first)
+		sp->first = g->id_first;
+	if (!sp->n || g->id_last > sp->last)
+		sp->last = g->id_last;
+	if (g->reason & JOURNAL_GAP_OVERFLOW)
+		sp->flags |= FSNOTE_FLAG_KERNEL_OVERFLOW;
+	sp->n++;
+}
+
+struct bounded_ctx {
+	struct replay_ctx rc;
+	uint64_t until;
+};
+
+/* replay_one() up to the subscription's until ID. */
+static int replay_bounded(struct pool_event *ev, void *userdata)
+{
+	struct bounded_ctx *bc = userdata;
+
+	if (bc->until && ev->id > bc->until)
+		return 2; /* stop: not a gap */
+	/* the device number now names another filesystem than this event's */
+	if (ev->id <= journal_fs_epoch(bc->rc.d->journal, ev->dev))
+		return 0;
+	return replay_one(ev, &bc->rc);
+}
+
+/* Replays what @s missed since @since.  Returns 0 or POOL_HISTORY_GAP, as
+ * pool_history_since(). */
+static int resume_replay(struct daemon *d, struct sub *s, uint64_t since, uint64_t cur)
+{
+	struct bounded_ctx bc = { { d, s }, s->until_id };
+	struct pool_stats ps;
+	int r;
+
+	if (since > cur)
+		return POOL_HISTORY_GAP;
+	pool_get_stats(d->pool, &ps);
+	/* the memory history holds (mem_from, cur] */
+	uint64_t mem_from = ps.history ? ps.oldest_history_id - 1 : cur;
+	uint64_t until = s->until_id && s->until_id < cur ? s->until_id : cur;
+	if (!d->journal || since >= mem_from) {
+		r = pool_history_since(d->pool, since, replay_bounded, &bc);
+		return r == 2 ? 0 : r;
+	}
+	uint64_t jend = mem_from < until ? mem_from : until;
+	struct gap_span sp = { 0 };
+	(void)journal_gaps(d->journal, since, jend, 0, gap_span_add, &sp);
+	for (size_t i = 0; i < s->n_anchors; i++) {
+		const struct anchor *a = &s->anchors[i];
+		if (a->root_abs && journal_may_exclude(d->journal, a->dev, a->root_abs))
+			gap_span_add(&(struct journal_gap){ .id_first = since + 1, .id_last = jend }, &sp);
+	}
+	if (sp.n)
+		ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN | sp.flags, 0,
+				  sp.first, sp.last, NULL);
+	if (jend > since) {
+		s->replay_fsids = calloc(s->n_anchors ? s->n_anchors : 1, sizeof(*s->replay_fsids));
+		r = s->replay_fsids ? journal_cursor_new(d->journal, since, jend, &s->replay) : -ENOMEM;
+		if (r < 0) {
+			log_warn("subscription %u: cannot read the journal: %s", s->id, strerror(-r));
+			ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 0, since + 1,
+					  jend, NULL);
+		} else {
+			for (size_t i = 0; i < s->n_anchors; i++)
+				s->replay_fsids[i] = journal_fsid_of(d->journal, s->anchors[i].dev);
+			s->replay_pos = since;
+			s->replay_end = jend;
+		}
+	}
+	if (until > mem_from) {
+		r = pool_history_since(d->pool, mem_from, replay_bounded, &bc);
+		if (r == POOL_HISTORY_GAP) /* cannot be: mem_from is the history's own floor */
+			ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 0,
+					  mem_from + 1, until, NULL);
+	}
+	return 0;
+}
+
+/* The anchor of @s a journaled event belongs to: the same filesystem by
+ * its identity (device numbers change across reboots and get reused), or
+ * by device number where the filesystem has no identity. */
+static const struct anchor *journal_anchor(const struct sub *s, uint64_t dev, uint64_t fsid)
+{
+	for (size_t i = 0; i < s->n_anchors; i++) {
+		uint64_t afsid = s->replay_fsids ? s->replay_fsids[i] : 0;
+		if (fsid && afsid ? fsid == afsid : dev == s->anchors[i].dev)
+			return &s->anchors[i];
+	}
+	return NULL;
+}
+
+/* Sends journaled events until @high bytes are queued.  Returns true while
+ * the journal still has some for @s (or a drop must go first). */
+static bool journal_replay_drain(struct sub *s, size_t high)
+{
+	struct client *c = s->client;
+	struct daemon *d = c->d;
+	struct pool_event *ev;
+	uint64_t fsid;
+
+	while (evbuffer_get_length(c->out) < high) {
+		int r = journal_cursor_next(s->replay, &ev, &fsid);
+		if (r <= 0) {
+			if (r < 0) {
+				log_warn("subscription %u: journal read failed after ID %llu: %s", s->id,
+					 (unsigned long long)s->replay_pos, strerror(-r));
+				ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 0,
+						  s->replay_pos + 1, s->replay_end, NULL);
+			}
+			s->replay = journal_cursor_free(s->replay);
+			return r < 0;
+		}
+		s->replay_pos = ev->id;
+		const struct anchor *a = journal_anchor(s, ev->dev, fsid);
+		if (!a || !a->root_src)
+			continue;
+		ev->dev = a->dev; /* as this boot numbers the filesystem */
+		/* a root deleted long ago says nothing of the root watched now */
+		bool ending = s->ending, withheld;
+		const char *at = NULL;
+		size_t at_len = 0;
+		int view = sub_match(d, s, a, ev, &withheld, &at, &at_len);
+		s->ending = ending;
+		if (withheld) {
+			/* a name the journal holds whose directory cannot be
+			 * verified any more: the subscriber hears it must rescan */
+			sub_withheld(d, s, a, ev->id, at, at_len);
+			server_schedule_drain(c);
+		}
+		if (view < 0)
+			continue;
+		struct ring_entry e = { ev, (uint8_t)(view | RING_VIEW_HISTORY) };
+		if (emit_event(s, &e) < 0)
+			return true; /* its drop record goes next */
+	}
+	return true;
+}
+
+/* Ends an until-bounded subscription after what was replayed: a
+ * history_end record, and no live events (an ending subscription is
+ * offered none). */
+static void history_end(struct daemon *d, struct sub *s)
+{
+	const struct anchor *a = s->n_anchors ? &s->anchors[0] : NULL;
+	const char *p = a && a->root_abs ? a->root_abs : "/";
+	struct pool_event *ev;
+	/* no filesystem: other subscriptions' replays skip it, and the path
+	 * goes out as is */
+	struct pool_event_init init = {
+		.type = FSNOTE_EV_HISTORY_END,
+		.flags = FSNOTE_FLAG_IS_DIR | FSNOTE_FLAG_ROOT | FSNOTE_FLAG_SUB_ENDED,
+		.actor_uid = UINT32_MAX,
+		.time_ns = now_real_ns(),
+		.path = p,
+		.path_len = strlen(p),
+	};
+
+	if (pool_add(d->pool, &init, now_mono_ns(), &ev) == POOL_ADDED) {
+		(void)ring_push(s->ring, ev, RING_VIEW_FULL);
+		pool_event_unref(d->pool, ev);
+	} else {
+		ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN |
+				  FSNOTE_FLAG_SUB_ENDED, 0, 0, 0, NULL);
+	}
+	s->ending = true;
 }

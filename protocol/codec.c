@@ -39,7 +39,11 @@ static const struct record_rule rules[] = {
 	{ FSNOTE_REQ_HELLO, "hello", A(VERSION) | A(CLIENT_NAME), A(VERSION), 0 },
 	{ FSNOTE_REQ_SUBSCRIBE, "subscribe",
 	  A(REQ_ID) | A(SUB_FLAGS) | A(EVENT_MASK) | A(DEV_FILTER) | A(RING_DEPTH) |
+<<<<<<< HEAD
 	          A(LATENCY_US) | A(BATCH) | A(SINCE_ID) | A(EXCLUDE) | A(PATH),
+=======
+	          A(LATENCY_US) | A(BATCH) | A(SINCE_ID) | A(UNTIL_ID) | A(EXCLUDE),
+>>>>>>> main
 	  A(REQ_ID) | A(SUB_FLAGS), A(EXCLUDE) },
 	{ FSNOTE_REQ_UNSUBSCRIBE, "unsubscribe", A(REQ_ID) | A(SUB_ID), A(REQ_ID) | A(SUB_ID), 0 },
 	{ FSNOTE_REQ_CURRENT_ID, "current-id", A(REQ_ID) | A(TIME), A(REQ_ID), 0 },
@@ -122,6 +126,7 @@ enum fsnote_arg_kind codec_arg_kind(uint16_t arg)
 	case FSNOTE_ARG_EVENT_MASK:
 	case FSNOTE_ARG_DEV_FILTER:
 	case FSNOTE_ARG_SINCE_ID:
+	case FSNOTE_ARG_UNTIL_ID:
 	case FSNOTE_ARG_FEATURES:
 		return FSNOTE_KIND_U64;
 	case FSNOTE_ARG_PATH:
@@ -406,6 +411,7 @@ static const char *const event_names[FSNOTE_EV_MAX + 1] = {
 	[FSNOTE_EV_UNMOUNT] = "unmount",     [FSNOTE_EV_DROPPED] = "dropped",
 	[FSNOTE_EV_OPEN] = "open",           [FSNOTE_EV_ACCESS] = "access",
 	[FSNOTE_EV_MOUNT] = "mount",         [FSNOTE_EV_FS_ERROR] = "fs_error",
+	[FSNOTE_EV_HISTORY_END] = "history_end",
 };
 
 const char *codec_event_type_name(uint32_t type)

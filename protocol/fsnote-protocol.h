@@ -48,8 +48,13 @@ enum fsnote_record_type {
 	FSNOTE_REQ_HELLO = 0x0101,        /* VERSION, [CLIENT_NAME] */
 	FSNOTE_REQ_SUBSCRIBE = 0x0102,    /* REQ_ID, SUB_FLAGS, [EVENT_MASK], [DEV_FILTER],
 	                                   * [RING_DEPTH], [LATENCY_US], [BATCH], [SINCE_ID],
+<<<<<<< HEAD
 	                                   * [EXCLUDE]..., [PATH] (the label: how the client
 	                                   * names the directory); one directory fd via SCM_RIGHTS
+=======
+	                                   * [UNTIL_ID] (needs SINCE_ID), [EXCLUDE]...;
+	                                   * one directory fd via SCM_RIGHTS
+>>>>>>> main
 	                                   * unless SUB_FLAGS has FSNOTE_SUB_SYSTEM */
 	FSNOTE_REQ_UNSUBSCRIBE = 0x0103,  /* REQ_ID, SUB_ID */
 	FSNOTE_REQ_CURRENT_ID = 0x0104,   /* REQ_ID, [TIME] (first ID at or after TIME) */
@@ -117,6 +122,8 @@ enum fsnote_arg_type {
 	FSNOTE_ARG_BATCH = 0x0027,        /* u32 wake after this many pending */
 	FSNOTE_ARG_SINCE_ID = 0x0028,     /* u64 replay events after this ID */
 	FSNOTE_ARG_EXCLUDE = 0x0029,      /* string, repeatable */
+	FSNOTE_ARG_UNTIL_ID = 0x002a,     /* u64 replay up to this ID, then a history_end
+	                                   * record ends the subscription */
 
 	FSNOTE_ARG_VERSION = 0x0030,      /* u32 protocol version */
 	FSNOTE_ARG_ERRNO = 0x0031,        /* u32 positive errno value */
@@ -150,7 +157,9 @@ enum fsnote_event_type {
 	FSNOTE_EV_ACCESS = 10,
 	FSNOTE_EV_MOUNT = 11,
 	FSNOTE_EV_FS_ERROR = 12,
-	FSNOTE_EV_MAX = 12,
+	FSNOTE_EV_HISTORY_END = 13,       /* the history asked for (UNTIL_ID) is complete;
+	                                   * flagged SUB_ENDED, it is the subscription's last */
+	FSNOTE_EV_MAX = 13,
 };
 #define FSNOTE_EV_BIT(t) (UINT64_C(1) << (t))
 /* What a subscription gets when it names no mask: everything but the
@@ -196,6 +205,7 @@ enum fsnote_feature {
 	FSNOTE_FEATURE_FLUSH = 1u << 4,
 	FSNOTE_FEATURE_MOUNT_EVENTS = 1u << 5,
 	FSNOTE_FEATURE_FS_ERROR = 1u << 6,
+	FSNOTE_FEATURE_JOURNAL = 1u << 7,     /* history survives restarts (UNTIL_ID too) */
 };
 
 #endif

@@ -419,7 +419,8 @@ check_time_before_start() {  # BACKEND
     local backend=$1 rc=0 msg t0
     t0=$(date +%s.%N)
     sleep 0.1
-    e2e_start_daemon --backend "$backend"
+    # a journal of its own: one kept from an earlier run would know that time
+    e2e_start_daemon --backend "$backend" --state-dir "$E2E_TMP/state-start-$backend"
     msg=$("$FSNOTECTL" current-id --at "@$t0" 2>&1) || rc=$?
     [ "$rc" = 1 ] ||
         e2e_fail "$backend: current-id --at a time before the daemon started, empty history: status $rc, '$msg' (claims to know what happened before it ran)"
@@ -432,7 +433,8 @@ check_time_to_id() {  # BACKEND
     mkdir -p "$w"
     local t0; t0=$(date +%s.%N)
     sleep 0.1
-    e2e_start_daemon --backend "$backend"
+    # a journal of its own: one kept from an earlier run would know t0
+    e2e_start_daemon --backend "$backend" --state-dir "$E2E_TMP/state-time-$backend"
     e2e_watch "$w" --json
     touch "$w/a"
     wait_rec "$E2E_OUT" close_write "$w/a"

@@ -63,6 +63,8 @@ e2e_enter_namespace() {
     E2E_TMP=$(mktemp -d /tmp/fsnoted-e2e.XXXXXX)
     mount -t tmpfs -o mode=0755 e2e-scratch "$E2E_TMP"
     export FSNOTE_SOCKET=$E2E_TMP/run/fsnoted.sock
+    # every daemon a test starts keeps its journal in the test's tmpfs
+    export STATE_DIRECTORY=$E2E_TMP/state
     trap e2e_cleanup EXIT
 }
 

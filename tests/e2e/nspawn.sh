@@ -5,7 +5,9 @@
 # administrator and a user would do: daemon-reload, `systemctl enable --now
 # fsnoted.socket`, `fsnotectl watch` as an ordinary user (which must start the
 # service through the socket), then readiness, watchdog, reload, journal,
-# stop, and events from the paths the unit's hardening touches.
+# stop, and events from the paths the unit's hardening touches; then the
+# journal across `systemctl restart fsnoted` and across a reboot (the
+# container powers off and this script boots it again on the same root).
 #
 # The container root is debootstrapped once into $abs_top_builddir/nspawn-root
 # (built aside and renamed into place only when complete, so an interrupted
@@ -173,21 +175,31 @@ fi
 # the unit's SystemCallFilter= stands between the daemon and these calls, so
 # let them through the container's and leave the unit's to judge.
 T1=$(now)
-timeout -k 10 "$BOOT_TIMEOUT" systemd-nspawn -q -D "$ROOT" -b --register=no --keep-unit \
-    --private-network --machine=fsnote-e2e \
-    --system-call-filter='fanotify_init fanotify_mark open_by_handle_at name_to_handle_at' \
-    < /dev/null > "$RUN/console.log" 2>&1 &
-NSPAWN_PID=$!
 TB=""
-while kill -0 "$NSPAWN_PID" 2>/dev/null; do
-    if [ -z "$TB" ] && grep -q '^booted' "$RES" 2>/dev/null; then
-        TB=$(now)
-    fi
-    sleep 0.1
-done
-rc=0
-wait "$NSPAWN_PID" || rc=$?
-NSPAWN_PID=""
+boot() {
+    timeout -k 10 "$BOOT_TIMEOUT" systemd-nspawn -q -D "$ROOT" -b --register=no --keep-unit \
+        --private-network --machine=fsnote-e2e \
+        --system-call-filter='fanotify_init fanotify_mark open_by_handle_at name_to_handle_at' \
+        < /dev/null >> "$RUN/console.log" 2>&1 &
+    NSPAWN_PID=$!
+    while kill -0 "$NSPAWN_PID" 2>/dev/null; do
+        if [ -z "$TB" ] && grep -q '^booted' "$RES" 2>/dev/null; then
+            TB=$(now)
+        fi
+        sleep 0.1
+    done
+    rc=0
+    wait "$NSPAWN_PID" || rc=$?
+    NSPAWN_PID=""
+}
+boot
+# the checks asked for a reboot (to see the journal across it): the
+# container powered off, and boots again on the same root
+if [ "$rc" -eq 0 ] && grep -q '^reboot$' "$RES" 2>/dev/null; then
+    TR=$(now)
+    boot
+    echo "# rebooted: the second boot ran $(elapsed "$TR" "$(now)") s"
+fi
 T2=$(now)
 
 if ! grep -q '^booted' "$RES" 2>/dev/null; then

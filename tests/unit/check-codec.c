@@ -130,6 +130,7 @@ START_TEST(test_round_trip_every_record)
 		   { FSNOTE_ARG_DEV_FILTER, 0x803, NULL }, { FSNOTE_ARG_RING_DEPTH, 1024, NULL },
 		   { FSNOTE_ARG_LATENCY_US, 0, NULL }, { FSNOTE_ARG_BATCH, 16, NULL },
 		   { FSNOTE_ARG_SINCE_ID, UINT64_C(0xfedcba9876543210), NULL },
+		   { FSNOTE_ARG_UNTIL_ID, UINT64_C(0xfedcba9876543299), NULL },
 		   { FSNOTE_ARG_EXCLUDE, 0, ".git" }, { FSNOTE_ARG_EXCLUDE, 0, "*.tmp" });
 	ROUND_TRIP(FSNOTE_REQ_UNSUBSCRIBE, { FSNOTE_ARG_REQ_ID, 8, NULL }, { FSNOTE_ARG_SUB_ID, 3, NULL });
 	ROUND_TRIP(FSNOTE_REQ_CURRENT_ID, { FSNOTE_ARG_REQ_ID, 9, NULL }, { FSNOTE_ARG_TIME, 12345, NULL });
@@ -476,6 +477,9 @@ START_TEST(test_names)
 		const char *name = codec_event_type_name(t);
 		ck_assert_uint_eq(codec_event_type_from_name(name, strlen(name)), t);
 	}
+	/* the end of a bounded history (UNTIL_ID) has a name of its own */
+	ck_assert_str_eq(codec_event_type_name(FSNOTE_EV_HISTORY_END), "history_end");
+	ck_assert_uint_eq(codec_event_type_from_name("history_end", 11), FSNOTE_EV_HISTORY_END);
 	ck_assert_str_eq(codec_flag_name(0), "combined");
 	ck_assert_str_eq(codec_flag_name(4), "renamed");
 	ck_assert_ptr_null(codec_flag_name(31));
@@ -592,7 +596,7 @@ static const struct spec specs[] = {
 	{ FSNOTE_REQ_HELLO, B(VERSION) | B(CLIENT_NAME), B(VERSION), 0 },
 	{ FSNOTE_REQ_SUBSCRIBE,
 	  B(REQ_ID) | B(SUB_FLAGS) | B(EVENT_MASK) | B(DEV_FILTER) | B(RING_DEPTH) | B(LATENCY_US) |
-		  B(BATCH) | B(SINCE_ID) | B(EXCLUDE) | B(PATH),
+		  B(BATCH) | B(SINCE_ID) | B(UNTIL_ID) | B(EXCLUDE) | B(PATH),
 	  B(REQ_ID) | B(SUB_FLAGS), B(EXCLUDE) },
 	{ FSNOTE_REQ_UNSUBSCRIBE, B(REQ_ID) | B(SUB_ID), B(REQ_ID) | B(SUB_ID), 0 },
 	{ FSNOTE_REQ_CURRENT_ID, B(REQ_ID) | B(TIME), B(REQ_ID), 0 },
@@ -632,7 +636,7 @@ static enum fsnote_arg_kind spec_kind(unsigned arg)
 				    B(VERSION) | B(ERRNO);
 	static const uint64_t u64 = B(ID) | B(TIME) | B(DEV) | B(INO) | B(DEST_DEV) | B(DEST_INO) |
 				    B(COUNT) | B(ID_FIRST) | B(ID_LAST) | B(EVENT_MASK) |
-				    B(DEV_FILTER) | B(SINCE_ID) | B(FEATURES);
+				    B(DEV_FILTER) | B(SINCE_ID) | B(UNTIL_ID) | B(FEATURES);
 	static const uint64_t str = B(PATH) | B(DEST_PATH) | B(RESCAN_PATH) | B(EXCLUDE) |
 				    B(MESSAGE) | B(JSON) | B(CLIENT_NAME) | B(SERVER_VERSION) |
 				    B(BACKEND);

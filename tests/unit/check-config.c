@@ -280,6 +280,41 @@ START_TEST(test_bad_values)
 }
 END_TEST
 
+START_TEST(test_journal_keys)
+{
+	struct config c;
+	ck_assert_int_eq(config_defaults(&c), 0);
+	ck_assert(c.journal);
+	ck_assert_ptr_null(c.journal_dir);
+	ck_assert_uint_eq(c.journal_max_bytes, 256u << 20);
+	ck_assert_uint_eq(c.journal_max_age_s, 30u * 86400);
+	ck_assert_uint_eq(c.n_journal_exclude, 0);
+	config_clear(&c);
+	write_file("{\"journal\": false, \"journal_dir\": \"/srv/j\", \"journal_max_bytes\": 1048576,\n"
+		   " \"journal_max_age\": 0, \"journal_sync_ms\": 250,\n"
+		   " \"journal_exclude\": [\"/home/a/.private\", \"/var/spool\"]}");
+	ck_assert_int_eq(config_load(path, false, &c, err, sizeof(err)), 0);
+	ck_assert(!c.journal);
+	ck_assert_str_eq(c.journal_dir, "/srv/j");
+	ck_assert_uint_eq(c.journal_max_bytes, 1048576);
+	ck_assert_uint_eq(c.journal_max_age_s, 0);
+	ck_assert_uint_eq(c.journal_sync_ms, 250);
+	ck_assert_uint_eq(c.n_journal_exclude, 2);
+	ck_assert_str_eq(c.journal_exclude[1], "/var/spool");
+	config_clear(&c);
+	config_clear(&c); /* twice: cleared means empty */
+	expect_error("{\"journal\": 1}", "1:13: \"journal\" must be true or false");
+	expect_error("{\"journal_dir\": \"var/lib\"}", "1:17: \"journal_dir\" must be an absolute path");
+	expect_error("{\"journal_max_bytes\": 1048575}", "1:23: \"journal_max_bytes\" must be an integer");
+	expect_error("{\"journal_max_age\": -1}", "1:21: \"journal_max_age\"");
+	expect_error("{\"journal_sync_ms\": 9}", "1:21: \"journal_sync_ms\"");
+	expect_error("{\"journal_exclude\": \"/x\"}", "1:21: \"journal_exclude\" must be an array");
+	expect_error("{\"journal_exclude\": [\"/x\", \"y\"]}",
+		     "1:21: \"journal_exclude\" element 1 must be an absolute path");
+	expect_error("{\"journal_exclude\": [\"/x\", 3]}", "1:21: \"journal_exclude\" element 1");
+}
+END_TEST
+
 START_TEST(test_bad_names)
 {
 	expect_error("{\"backend\": \"kqueue\"}", "1:13: \"backend\" must be \"auto\"");
@@ -417,6 +452,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_not_a_file);
 	tcase_add_test(tc, test_ret_untouched);
 	tcase_add_test(tc, test_small_err_buffer);
+	tcase_add_test(tc, test_journal_keys);
 	suite_add_tcase(s, tc);
 	return s;
 }

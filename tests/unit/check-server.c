@@ -1119,6 +1119,10 @@ int main(int argc, char **argv)
 	snprintf(watch_dir, sizeof(watch_dir), "%s/tree", base_dir);
 	snprintf(cfg_path, sizeof(cfg_path), "%s/fsnoted.json", base_dir);
 	mkdir(watch_dir, 0755);
+	/* the daemon's journal stays in the private tmpfs */
+	char state[sizeof(base_dir) + 16];
+	snprintf(state, sizeof(state), "%s/state", base_dir);
+	setenv("STATE_DIRECTORY", state, 1);
 	FILE *f = fopen(cfg_path, "w");
 	fprintf(f, "{ \"handshake_timeout_ms\": 500, \"max_connections_per_uid\": 8,\n"
 		   "  \"latency_ms\": 0, \"ring_max_depth\": 65536 }\n");

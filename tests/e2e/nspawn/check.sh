@@ -20,7 +20,15 @@ FAILED=0
 WATCH_PIDS=()
 
 mkdir -p "$OUT" "$SCRATCH"
-echo "booted" >> "$RES"
+# the second boot (the container was powered off after the first, and
+# booted again by tests/e2e/nspawn.sh) only checks the journal across it
+if [ -s "$OUT/journal-since" ] && grep -q '^reboot$' "$RES" 2>/dev/null; then
+    PHASE=2
+    echo "booted again" >> "$RES"
+else
+    PHASE=1
+    echo "booted" >> "$RES"
+fi
 
 ok() { echo "ok: $*" >> "$RES"; }
 bad() { echo "FAIL: $*" >> "$RES"; FAILED=1; }
@@ -109,6 +117,121 @@ has_rename() {
 journal_has() {
     journalctl --no-pager -o cat -u fsnoted.service | grep -Eq "$1"
 }
+
+# --- the journal: across systemctl restart, then across a reboot -----------
+
+# replayed NAME PATH...: the watch NAME's output replays every PATH's
+# create, flagged history.
+replayed() {
+    local name=$1 p
+    shift
+    for p in "$@"; do
+        jq_any "$SCRATCH/$name.out" --arg p "$p" \
+            'select(.type == "create" and .path == $p and (.flags | index("history")) != null)' || return 1
+    done
+}
+
+# since_as NAME ID PATH: `fsnotectl watch --json --since ID` as the user
+# for a few seconds, output in $SCRATCH/NAME.out.
+since_as() {
+    runuser -u "$U" -- timeout 20 fsnotectl watch --json --since "$2" --timeout 4 "$3" \
+        > "$SCRATCH/$1.out" 2> "$SCRATCH/$1.err"
+    local rc=$?
+    [ "$rc" -eq 0 ] || [ "$rc" -eq 2 ]
+}
+
+# the drop first, its range over the newest "stopped" gap in the status
+gap_first() {
+    local gap gf gl
+    gap=$(fsnotectl status --json | jq -c '[.journal.gaps[] | select(.reason == "stopped")] | last')
+    gf=$(jq -r .id_first <<< "$gap")
+    gl=$(jq -r .id_last <<< "$gap")
+    [ -n "$gf" ] && [ "$gf" != null ] || return 1
+    jq -e -s --argjson gf "$gf" --argjson gl "$gl" \
+        '.[0].type == "dropped" and (.[0].flags | index("must_rescan")) != null and
+         .[0].id_first <= $gf and .[0].id_last >= $gl' "$SCRATCH/$1.out" > /dev/null
+}
+
+journal_phase1() {
+    local d=/home/$U/jw
+    runuser -u "$U" -- mkdir -p "$d"
+    if ! watch_as "$U" j1 "$d"; then
+        bad "journal: watch never established: $(head -c 300 "$SCRATCH/j1.err")"
+        finish
+    fi
+    local id0
+    id0=$(runuser -u "$U" -- fsnotectl current-id)
+    runuser -u "$U" -- touch "$d/before-restart"
+    wait_until 10 has_event j1 create "$d/before-restart" || bad "journal: no event before the restart"
+    kill "$WATCH_PID" 2>/dev/null
+    wait "$WATCH_PID" 2>/dev/null
+    local pid1
+    pid1=$(unit_prop fsnoted.service MainPID)
+    if timeout 30 systemctl restart fsnoted.service > "$SCRATCH/restart.log" 2>&1; then
+        ok "systemctl restart fsnoted (MainPID $pid1 -> $(unit_prop fsnoted.service MainPID))"
+    else
+        bad "systemctl restart fsnoted failed: $(tail -3 "$SCRATCH/restart.log")"
+    fi
+    if [ "$(stat -c %a /var/lib/fsnoted 2>/dev/null)" = 700 ] && ls /var/lib/fsnoted/*.fsj > /dev/null 2>&1; then
+        ok "the journal is in /var/lib/fsnoted (StateDirectory=, mode 0700)"
+    else
+        bad "no journal in /var/lib/fsnoted: $(ls -la /var/lib/fsnoted 2>&1 | head -5)"
+    fi
+    runuser -u "$U" -- test -r /var/lib/fsnoted && bad "the user can read /var/lib/fsnoted"
+    if watch_as "$U" j2 "$d"; then
+        runuser -u "$U" -- touch "$d/after-restart"
+        wait_until 10 has_event j2 create "$d/after-restart" || bad "journal: no event after the restart"
+        kill "$WATCH_PID" 2>/dev/null
+        wait "$WATCH_PID" 2>/dev/null
+    fi
+    if since_as j3 "$id0" "$d" && replayed j3 "$d/before-restart" && gap_first j3; then
+        ok "after systemctl restart, watch --since replays what came before it, after a drop covering the gap"
+    else
+        bad "watch --since across the restart: $(head -c 800 "$SCRATCH/j3.out") $(head -c 200 "$SCRATCH/j3.err")"
+    fi
+    echo "$id0" > "$OUT/journal-since"
+    echo "reboot" >> "$RES"
+    note "powering off for the reboot; the second boot checks the journal across it"
+    for p in "${WATCH_PIDS[@]}"; do
+        kill "$p" 2>/dev/null
+    done
+    exit 0
+}
+
+journal_phase2() {
+    local d=/home/$U/jw id0
+    id0=$(cat "$OUT/journal-since")
+    if timeout 30 systemctl start fsnoted.socket > /dev/null 2>&1 && watch_as "$U" k1 "$d"; then
+        runuser -u "$U" -- touch "$d/after-reboot"
+        wait_until 10 has_event k1 create "$d/after-reboot" || bad "journal: no event after the reboot"
+        kill "$WATCH_PID" 2>/dev/null
+        wait "$WATCH_PID" 2>/dev/null
+    else
+        bad "after the reboot, no watch: $(head -c 300 "$SCRATCH/k1.err")"
+    fi
+    if since_as k2 "$id0" "$d" && replayed k2 "$d/before-restart" "$d/after-restart" && gap_first k2 &&
+        has_event k2 create "$d/after-reboot"; then
+        ok "after the reboot, watch --since $id0 replays across both the restart and the reboot, gap first"
+    else
+        bad "watch --since across the reboot: $(head -c 1000 "$SCRATCH/k2.out") $(head -c 200 "$SCRATCH/k2.err")"
+    fi
+    local n
+    n=$(fsnotectl status --json | jq '[.journal.gaps[] | select(.reason == "stopped")] | length')
+    [ "${n:-0}" -ge 2 ] && ok "fsnotectl status lists the restart and the reboot as gaps ($n stopped)" ||
+        bad "status lists $n stopped gaps: $(fsnotectl status --json | jq -c .journal)"
+    if runuser -u "$U" -- timeout 20 fsnotectl history --json --since "$id0" "$d" > "$SCRATCH/k3.out" 2> "$SCRATCH/k3.err" &&
+        jq_any "$SCRATCH/k3.out" --arg p "$d/before-restart" 'select(.path == $p)'; then
+        ok "fsnotectl history --since $id0 prints the journal across the reboot and exits"
+    else
+        bad "fsnotectl history: $(head -c 500 "$SCRATCH/k3.out") $(head -c 200 "$SCRATCH/k3.err")"
+    fi
+    finish
+}
+
+if [ "$PHASE" = 2 ]; then
+    U=fsnote-user
+    journal_phase2
+fi
 
 # --- install: what the administrator does after `make install` ------------
 
@@ -356,4 +479,4 @@ else
     bad "after the stop, fsnotectl status: $(head -c 300 "$SCRATCH/again.out"), service $(systemctl is-active fsnoted.service)"
 fi
 
-finish
+journal_phase1
