@@ -55,7 +55,7 @@
  * the connection is considered lost (its state is unknown from then on). */
 #define REQUEST_IDLE_MS 30000
 #define RECONNECT_PAUSE_MS 50
-#define SUB_REQUEST_MAX (16u * 1024u)
+#define SUB_REQUEST_MAX (20u * 1024u) /* excludes, the label and the rest */
 
 /* The public flag and type numbers are the wire's. */
 _Static_assert((unsigned)FSNOTE_F_LOCAL_ONLY == (unsigned)FSNOTE_FLAG_LOCAL_ONLY, "flag numbering");
@@ -1030,14 +1030,19 @@ int fsnote_sub_opts_add_exclude(fsnote_sub_opts *o, const char *pattern)
 
 /* --- subscribe ------------------------------------------------------------ */
 
-static int encode_subscribe(const struct fsnote_sub_opts *o, uint32_t req_id, bool has_since,
-			    uint64_t since, uint8_t *buf, size_t cap)
+/* @label: the path the directory was opened by, in this process's view,
+ * which the daemon puts in front of what it reports below the directory
+ * (it is never trusted for access), or NULL. */
+static int encode_subscribe(const struct fsnote_sub_opts *o, const char *label, uint32_t req_id,
+			    bool has_since, uint64_t since, uint8_t *buf, size_t cap)
 {
 	struct codec_writer w;
 
 	codec_writer_init(&w, buf, cap, FSNOTE_REQ_SUBSCRIBE);
 	codec_put_u32(&w, FSNOTE_ARG_REQ_ID, req_id);
 	codec_put_u32(&w, FSNOTE_ARG_SUB_FLAGS, o->sub_flags);
+	if (label && label[0] == '/' && strlen(label) < FSNOTE_PATH_MAX)
+		codec_put_cstring(&w, FSNOTE_ARG_PATH, label);
 	if (o->have_mask)
 		codec_put_u64(&w, FSNOTE_ARG_EVENT_MASK, o->mask);
 	if (o->have_dev)
@@ -1065,7 +1070,7 @@ static int subscribe_entry(fsnote *h, struct sub_entry *e, int dirfd, bool has_s
 	struct codec_record rec;
 	uint32_t req_id = next_req(h);
 
-	int n = encode_subscribe(&e->opts, req_id, has_since, since, buf, sizeof(buf));
+	int n = encode_subscribe(&e->opts, e->path, req_id, has_since, since, buf, sizeof(buf));
 	if (n < 0)
 		return n;
 	int r = request(h, buf, (size_t)n, dirfd, req_id, FSNOTE_REP_SUBSCRIBED, &rec);

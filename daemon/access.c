@@ -174,17 +174,22 @@ static uint64_t hash_bytes(uint64_t h, const void *p, size_t len)
 	return h;
 }
 
-int access_root_new(struct access *a, int dirfd, const char *path, struct access_root **ret)
+int access_root_new(struct access *a, int dirfd, const char *path, access_root_opener open,
+		    void *ctx, struct access_root **ret)
 {
 	struct stat st;
 
 	if (fstat(dirfd, &st) < 0)
 		return -errno;
+	if (!open && !path)
+		return -EINVAL;
 	struct access_root *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	r->path = strdup(path);
-	if (!r->path) {
+	r->open = open;
+	r->open_ctx = ctx;
+	r->path = path ? strdup(path) : NULL;
+	if (path && !r->path) {
 		free(r);
 		return -ENOMEM;
 	}
@@ -312,12 +317,14 @@ static bool same_object(int fd, int32_t htype, const unsigned char *handle, size
 	return ino != 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_ino == ino;
 }
 
-/* The root, opened with the daemon's credentials, if it is still the
+/* The root, opened with the daemon's credentials (by its handle through
+ * the source's view of the filesystem, or by its path), if it is still the
  * object the subscriber opened; else -1. */
 static int open_root(const struct access_root *root)
 {
 	struct stat st;
-	int fd = open(root->path, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = root->open ? root->open(root->open_ctx, root) :
+			      open(root->path, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 
 	if (fd < 0)
 		return -1;

@@ -61,22 +61,35 @@ int access_cred_get(struct access *a, uid_t uid, gid_t gid, const gid_t *groups,
 		    struct access_cred **ret);
 void access_cred_put(struct access *a, struct access_cred *c);
 
-/* A subscription root as the checker reaches it: the daemon opens @path
- * with its own credentials (the subscriber proved it could open the root
- * when it subscribed) and accepts what it finds only if it is still the
- * same object (file handle, else device and inode). */
+struct access_root;
+
+/* Opens a root by its identity (an O_PATH descriptor), or returns -errno:
+ * how a source that knows the filesystem by its handles reaches a
+ * directory the daemon has no path for (a client in another mount
+ * namespace). */
+typedef int (*access_root_opener)(void *ctx, const struct access_root *r);
+
+/* A subscription root as the checker reaches it: through @open where the
+ * source gave one, else by @path with the daemon's own credentials (the
+ * subscriber proved it could open the root when it subscribed); what it
+ * finds counts only if it is still the same object (file handle, else
+ * device and inode). */
 struct access_root {
 	uint32_t id;            /* unique among live roots: part of the verdict key */
 	uint64_t dev, ino;
 	int32_t htype;
 	uint8_t hlen;           /* 0: the filesystem makes no handles */
 	unsigned char handle[POOL_HANDLE_MAX];
-	char *path;             /* owned */
+	char *path;             /* owned; NULL when the daemon has no path for it */
+	access_root_opener open;
+	void *open_ctx;
 };
 
 /* Takes the identity of the directory open at @dirfd, reached by the
- * daemon as @path.  Returns 0 or -errno. */
-int access_root_new(struct access *a, int dirfd, const char *path, struct access_root **ret);
+ * daemon through @open (with @ctx) if not NULL, else as @path.  Returns 0
+ * or -errno. */
+int access_root_new(struct access *a, int dirfd, const char *path, access_root_opener open,
+		    void *ctx, struct access_root **ret);
 struct access_root *access_root_free(struct access_root *r);
 
 enum access_verdict {

@@ -1040,6 +1040,50 @@ static int reclone(struct fan_fs *fs, int dirfd, const char *root)
 	return 0;
 }
 
+struct widest {
+	uint64_t dev;
+	struct mountinfo_entry *best;
+	int fd;                 /* the best one's mount point, O_PATH (owned) */
+};
+
+static int widest_cb(const struct mountinfo_entry *e, void *userdata)
+{
+	struct widest *w = userdata;
+	struct statx stx;
+
+	if (e->dev != w->dev || (w->fd >= 0 && strlen(e->root) >= strlen(w->best->root)))
+		return 0;
+	int fd = open(e->point, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	/* the point must show this very mount, not one mounted over it */
+	if (statx_mnt_id(fd, &stx) < 0 || stx.stx_mnt_id != e->mnt_id) {
+		close(fd);
+		return 0;
+	}
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = fd;
+	*w->best = *e;
+	return strcmp(e->root, "/") == 0; /* none wider */
+}
+
+/* The widest mount of filesystem @dev in the daemon's own namespace: its
+ * entry in @ret and its mount point open O_PATH, or -errno (-ENOENT: the
+ * filesystem is not mounted here, or only under other mounts). */
+static int own_mount_of(uint64_t dev, struct mountinfo_entry *ret)
+{
+	struct widest w = { .dev = dev, .best = ret, .fd = -1 };
+	int r = mountinfo_foreach(widest_cb, &w);
+
+	if (r < 0) {
+		if (w.fd >= 0)
+			close(w.fd);
+		return r;
+	}
+	return w.fd >= 0 ? w.fd : -ENOENT;
+}
+
 static int fan_watch(struct source *s, int dirfd, const char *path, uint32_t flags, char *const *excludes,
 		     size_t n_excludes, struct source_watch **ret, struct source_watch_info *ret_info,
 		     const char **ret_reason)
@@ -1049,6 +1093,7 @@ static int fan_watch(struct source *s, int dirfd, const char *path, uint32_t fla
 	struct statfs sfs;
 	struct fan_fs *fs;
 	bool created = false;
+	int own_view = -1;
 	int r;
 
 	*ret_reason = NULL;
@@ -1064,12 +1109,25 @@ static int fan_watch(struct source *s, int dirfd, const char *path, uint32_t fla
 	struct mountinfo_entry *mi = malloc(sizeof(*mi));
 	if (!mi)
 		return -ENOMEM;
+	/* the mount the daemon resolves handles through: the descriptor's own
+	 * where it is in the daemon's namespace, else (a container's or a
+	 * sandboxed service's mount) the widest mount of the same filesystem
+	 * that the daemon has */
+	int viewfd = dirfd;
 	r = mountinfo_of_fd(dirfd, mi);
-	if (r < 0) {
-		if (r == -ENOENT)
-			*ret_reason = "the directory's mount is not in the mount table";
-		goto out;
+	if (r == -ENOENT) {
+		r = own_mount_of((uint64_t)st.st_dev, mi);
+		if (r < 0) {
+			if (r == -ENOENT)
+				*ret_reason = "the directory's filesystem is not mounted in the daemon's "
+					      "mount namespace";
+			goto out;
+		}
+		own_view = r;
+		viewfd = own_view;
 	}
+	if (r < 0)
+		goto out;
 	if (mountinfo_is_pseudo_fstype(mi->fstype)) {
 		*ret_reason = "pseudo filesystems (proc, sysfs, devtmpfs, devpts ...) are never marked";
 		r = -EXDEV;
@@ -1125,14 +1183,14 @@ static int fan_watch(struct source *s, int dirfd, const char *path, uint32_t fla
 			r = -EOPNOTSUPP;
 			goto fail;
 		}
-		r = clone_mount_root(dirfd);
+		r = clone_mount_root(viewfd);
 		if (r < 0) {
 			*ret_reason = "cannot make a detached clone of the mount";
 			goto fail;
 		}
 		fs->mntfd = r;
 		uint64_t want = fan_mask(f);
-		r = mark_fs(f, FAN_MARK_ADD, want, dirfd);
+		r = mark_fs(f, FAN_MARK_ADD, want, fs->mntfd);
 		if (r < 0) {
 			*ret_reason = r == -EXDEV ? "fanotify cannot mark this filesystem (EXDEV)" :
 				      r == -ENODEV ? "fanotify cannot mark this filesystem (no fsid)" :
@@ -1152,13 +1210,15 @@ static int fan_watch(struct source *s, int dirfd, const char *path, uint32_t fla
 		/* this mount shows more of the filesystem than the clone we
 		 * have: resolve through it from now on.  Paths are from the
 		 * superblock's root either way, so nothing cached changes. */
-		r = reclone(fs, dirfd, mi->root);
+		r = reclone(fs, viewfd, mi->root);
 		if (r == 0)
 			r = resolve_dir(f, fs, &root, rp, sizeof(rp), &deleted);
 	}
 	if (r == -EXDEV)
-		*ret_reason = "the directory is outside the part of its filesystem that the "
-			      "mount it is watched through shows";
+		*ret_reason = own_view >= 0 ? "the directory is outside the part of its filesystem "
+					      "that the daemon's mount namespace shows" :
+					      "the directory is outside the part of its filesystem that the "
+					      "mount it is watched through shows";
 	if (r < 0) {
 		if (!*ret_reason)
 			*ret_reason = "the directory cannot be named through its filesystem's handles";
@@ -1191,6 +1251,8 @@ fail:
 	free(fs->prefix);
 	free(fs);
 out:
+	if (own_view >= 0)
+		close(own_view);
 	free(mi);
 	return r;
 }
@@ -1264,6 +1326,27 @@ static void fan_status(struct source *s, json_t *obj)
 					      "unpaired", (json_int_t)f->renames_unpaired));
 }
 
+static int fan_open_handle(struct source *s, uint64_t dev, int32_t type, const unsigned char *handle,
+			   size_t len)
+{
+	struct fan *f = (struct fan *)s;
+	struct fan_fs *fs = fs_by_dev(f, dev);
+	union {
+		struct file_handle fh;
+		unsigned char buf[sizeof(struct file_handle) + HANDLE_MAX];
+	} u;
+
+	if (!fs || fs->mntfd < 0)
+		return -ENOENT;
+	if (len == 0 || len > HANDLE_MAX)
+		return -EINVAL;
+	u.fh.handle_bytes = (unsigned int)len;
+	u.fh.handle_type = type;
+	memcpy(u.fh.f_handle, handle, len);
+	int fd = open_by_handle_at(fs->mntfd, &u.fh, O_PATH | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 static uint64_t fan_features(struct source *s)
 {
 	struct fan *f = (struct fan *)s;
@@ -1305,6 +1388,7 @@ static const struct source_ops fan_ops = {
 	.flush = fan_flush,
 	.status = fan_status,
 	.features = fan_features,
+	.open_handle = fan_open_handle,
 	.free = fan_free,
 };
 

@@ -83,7 +83,9 @@ struct source_watch_info {
 struct source_ops {
 	const char *name;       /* "fanotify", "inotify" */
 	/* Starts watching the directory open at @dirfd (borrowed, not kept),
-	 * whose absolute path in the daemon is @path.  @excludes (see
+	 * whose absolute path in the daemon is @path (NULL when the daemon
+	 * has none: the descriptor is on a mount of another namespace, which
+	 * only a source that finds directories by handle can serve).  @excludes (see
 	 * exclude.h, relative to the root; borrowed for the life of the watch)
 	 * name directories the watch need not follow: a source may skip work
 	 * below a directory only when every watch covering it excludes it.
@@ -105,6 +107,11 @@ struct source_ops {
 	int (*flush)(struct source *s);
 	/* Adds the source's figures to @obj (marks, cache hit rate, features). */
 	void (*status)(struct source *s, json_t *obj);
+	/* Opens, O_PATH, the object with the given file handle on filesystem
+	 * @dev through the source's own view of it.  Returns the descriptor
+	 * or -errno.  NULL for a source that has no such view (inotify). */
+	int (*open_handle)(struct source *s, uint64_t dev, int32_t type, const unsigned char *handle,
+			   size_t len);
 	/* FSNOTE_FEATURE_* this source provides. */
 	uint64_t (*features)(struct source *s);
 	void (*free)(struct source *s);

@@ -1139,12 +1139,46 @@ struct sub *sub_find(struct client *c, uint32_t id)
 	return NULL;
 }
 
-/* Asks @src to watch @dirfd; fills @a.  Returns 0 or -errno with @reason. */
+/* What the subscriber's paths start with: the label it sent (the path it
+ * opened, in its own namespace: never trusted for access, only put in
+ * front of what the daemon finds below the directory), else the daemon's
+ * own path for it where it has one, else "." (paths relative to the root).
+ * Returns a malloc'ed string, or NULL without memory. */
+static char *label_of(const struct codec_record *req, const char *abs)
+{
+	const char *l;
+	size_t n;
+
+	if (codec_get_string(req, FSNOTE_ARG_PATH, &l, &n) == 0 && n > 0 && l[0] == '/') {
+		while (n > 1 && l[n - 1] == '/')
+			n--;
+		return strndup(l, n);
+	}
+	return strdup(abs ? abs : ".");
+}
+
+/* How the access checker reaches a subscription's root: through the
+ * source's own view of the filesystem, by file handle, where the source
+ * has one (NULL: by the daemon's path). */
+static int open_root_by_handle(void *ctx, const struct access_root *r)
+{
+	struct source *src = ctx;
+	return src->ops->open_handle(src, r->dev, r->htype, r->handle, r->hlen);
+}
+
+static access_root_opener root_opener(const struct source *src)
+{
+	return src->ops->open_handle ? open_root_by_handle : NULL;
+}
+
+/* Asks @src to watch @dirfd, which the daemon reaches as @abs in its own
+ * mount namespace (NULL: it does not; the directory is the client's
+ * descriptor), reported to the subscriber below @label; fills @a.  Returns
+ * 0 or -errno with @reason. */
 static int anchor_watch(struct source *src, struct anchor *a, int dirfd, const char *abs,
-			uint32_t wflags, uint32_t *ret_flags, const char **reason)
+			const char *label, uint32_t wflags, uint32_t *ret_flags, const char **reason)
 {
 	struct source_watch_info info = { 0 };
-	struct stat st;
 	int r;
 
 	*reason = NULL;
@@ -1152,13 +1186,6 @@ static int anchor_watch(struct source *src, struct anchor *a, int dirfd, const c
 			    &info, reason);
 	if (r < 0)
 		return r;
-	if (fstat(dirfd, &st) < 0) {
-		r = -errno;
-		src->ops->unwatch(src, a->watch);
-		a->watch = NULL;
-		free(info.root);
-		return r;
-	}
 	a->source = src;
 	a->dev = info.dev;
 	/* the journal tags this device's events with the filesystem the watch
@@ -1168,10 +1195,11 @@ static int anchor_watch(struct source *src, struct anchor *a, int dirfd, const c
 				   pool_current_id(a->sub->client->d->pool));
 	a->root_src = info.root;
 	a->root_src_len = strlen(info.root);
-	a->root_abs = strdup(abs);
-	a->root_abs_len = strlen(abs);
+	a->root_abs = strdup(label);
+	a->root_abs_len = strlen(label);
 	*ret_flags |= info.flags;
-	if (!a->root_abs || access_root_new(a->sub->client->d->access, dirfd, abs, &a->aroot) < 0) {
+	if (!a->root_abs ||
+	    access_root_new(a->sub->client->d->access, dirfd, abs, root_opener(src), src, &a->aroot) < 0) {
 		src->ops->unwatch(src, a->watch);
 		a->watch = NULL;
 		return -ENOMEM;
@@ -1186,12 +1214,13 @@ static bool is_refusable(int r)
 
 /* Watches one directory with the primary source, or the inotify fallback
  * for a filesystem the primary cannot serve. */
-static int watch_dir(struct daemon *d, struct anchor *a, int dirfd, const char *abs, uint32_t wflags,
-		     uint32_t *ret_flags, const char **reason)
+static int watch_dir(struct daemon *d, struct anchor *a, int dirfd, const char *abs,
+		     const char *label, uint32_t wflags, uint32_t *ret_flags, const char **reason)
 {
-	int r = anchor_watch(d->primary, a, dirfd, abs, wflags, ret_flags, reason);
+	int r = anchor_watch(d->primary, a, dirfd, abs, label, wflags, ret_flags, reason);
+	/* inotify follows paths: not for a directory the daemon cannot name */
 	if (r >= 0 || !is_refusable(r) || d->cfg.backend != CONFIG_BACKEND_AUTO ||
-	    strcmp(d->primary->ops->name, "inotify") == 0)
+	    strcmp(d->primary->ops->name, "inotify") == 0 || !abs)
 		return r;
 	if (!d->fallback) {
 		struct source_sink sink;
@@ -1203,13 +1232,19 @@ static int watch_dir(struct daemon *d, struct anchor *a, int dirfd, const char *
 		log_info("inotify fallback started");
 	}
 	const char *why = *reason;
-	int r2 = anchor_watch(d->fallback, a, dirfd, abs, wflags, ret_flags, reason);
+	int r2 = anchor_watch(d->fallback, a, dirfd, abs, label, wflags, ret_flags, reason);
 	if (r2 < 0 && !*reason)
 		*reason = why;
 	return r2;
 }
 
-static int check_dirfd(int dirfd, char *abs, size_t cap, struct stat *st, char *err, size_t errlen)
+/* Checks the client's descriptor: a directory opened O_RDONLY.  *ret_reachable
+ * says whether the daemon reaches the same directory by the path in @abs
+ * in its own mount namespace (a client in a container or a sandboxed
+ * service sees another tree: then @abs is only its name in the client's
+ * namespace, or the empty string). */
+static int check_dirfd(int dirfd, char *abs, size_t cap, struct stat *st, bool *ret_reachable,
+		       char *err, size_t errlen)
 {
 	char proc[64];
 	struct stat st2;
@@ -1234,16 +1269,12 @@ static int check_dirfd(int dirfd, char *abs, size_t cap, struct stat *st, char *
 	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dirfd);
 	ssize_t n = readlink(proc, abs, cap - 1);
-	if (n <= 0 || (size_t)n >= cap - 1 || abs[0] != '/') {
-		snprintf(err, errlen, "the directory has no path the daemon can reach");
-		return -ENOENT;
-	}
+	if (n <= 0 || (size_t)n >= cap - 1 || abs[0] != '/')
+		n = 0;
 	abs[n] = '\0';
-	/* the name must still lead to the same directory (not deleted or replaced) */
-	if (lstat(abs, &st2) < 0 || st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
-		snprintf(err, errlen, "the directory was removed or is not reachable by its path");
-		return -ENOENT;
-	}
+	/* the name must lead to the same directory in the daemon's namespace */
+	*ret_reachable = n > 0 && lstat(abs, &st2) == 0 && st2.st_dev == st->st_dev &&
+			 st2.st_ino == st->st_ino;
 	return 0;
 }
 
@@ -1386,7 +1417,8 @@ static int watch_system(struct daemon *d, struct sub *s, char *err, size_t errle
 		struct anchor *a = &s->anchors[s->n_anchors];
 		*a = (struct anchor){ .sub = s };
 		const char *reason = NULL;
-		int r = watch_dir(d, a, fd, m->mnt_dir, SOURCE_WATCH_RECURSIVE, &s->event_flags, &reason);
+		int r = watch_dir(d, a, fd, m->mnt_dir, m->mnt_dir, SOURCE_WATCH_RECURSIVE,
+				  &s->event_flags, &reason);
 		close(fd);
 		if (r < 0) {
 			last = r;
@@ -1412,6 +1444,7 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 	uint64_t since = 0;
 	bool has_since = false;
 	char abs[FSNOTE_PATH_MAX];
+	char *label = NULL;
 	struct stat st;
 	int r;
 
@@ -1461,21 +1494,36 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 			r = -EBADF;
 			goto fail;
 		}
-		r = check_dirfd(dirfd, abs, sizeof(abs), &st, err, errlen);
+		bool reachable;
+		r = check_dirfd(dirfd, abs, sizeof(abs), &st, &reachable, err, errlen);
 		if (r < 0)
 			goto fail;
-		/* The client's descriptor lives on a mount of the client's mount
-		 * namespace, which under systemd's sandboxing is not the daemon's:
-		 * the sources need the same directory on the daemon's own mount.
-		 * Its path was derived from the descriptor, and what it opens must
-		 * be the very directory the client proved it could open. */
-		own_fd = open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		struct stat own_st;
-		if (own_fd < 0 || fstat(own_fd, &own_st) < 0 || own_st.st_dev != st.st_dev ||
-		    own_st.st_ino != st.st_ino) {
-			snprintf(err, errlen, "the directory is not reachable by its path in the daemon's "
-					      "mount namespace");
-			r = -ENOENT;
+		/* The client's descriptor may live on a mount of another mount
+		 * namespace (a container, a sandboxed service): the subscription
+		 * is the directory object it refers to, whatever its path.  Where
+		 * the daemon reaches the same directory by the same path, the
+		 * sources get that (inotify follows paths); elsewhere fanotify
+		 * finds the filesystem by its handles, and inotify cannot serve. */
+		if (reachable) {
+			own_fd = open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			struct stat own_st;
+			if (own_fd >= 0 && (fstat(own_fd, &own_st) < 0 || own_st.st_dev != st.st_dev ||
+					    own_st.st_ino != st.st_ino)) {
+				close(own_fd);
+				own_fd = -1;
+			}
+			reachable = own_fd >= 0;
+		}
+		if (!reachable && strcmp(d->primary->ops->name, "fanotify") != 0) {
+			snprintf(err, errlen, "the directory is in another mount namespace (a container "
+					      "or a sandboxed service), which the %s backend cannot "
+					      "watch: it needs fanotify", d->primary->ops->name);
+			r = -EXDEV;
+			goto fail;
+		}
+		label = label_of(req, reachable ? abs : NULL);
+		if (!label) {
+			r = -ENOMEM;
 			goto fail;
 		}
 		s->anchors = calloc(1, sizeof(*s->anchors));
@@ -1486,8 +1534,10 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		s->anchors[0].sub = s;
 		const char *reason = NULL;
 		uint32_t wflags = (s->flags & FSNOTE_SUB_CHILDREN) ? 0 : SOURCE_WATCH_RECURSIVE;
-		r = watch_dir(d, &s->anchors[0], own_fd, abs, wflags, &s->event_flags, &reason);
-		close(own_fd);
+		r = watch_dir(d, &s->anchors[0], own_fd >= 0 ? own_fd : dirfd, reachable ? abs : NULL,
+			      label, wflags, &s->event_flags, &reason);
+		if (own_fd >= 0)
+			close(own_fd);
 		own_fd = -1;
 		if (r < 0) {
 			/* the client knows the path it asked for */
@@ -1570,10 +1620,12 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		if (sub_pending(s))
 			server_schedule_drain(c);
 	}
+	free(label);
 	*ret = s;
 	return 0;
 
 fail:
+	free(label);
 	if (own_fd >= 0)
 		close(own_fd);
 	for (size_t i = 0; i < s->n_anchors; i++) {

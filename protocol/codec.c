@@ -39,7 +39,7 @@ static const struct record_rule rules[] = {
 	{ FSNOTE_REQ_HELLO, "hello", A(VERSION) | A(CLIENT_NAME), A(VERSION), 0 },
 	{ FSNOTE_REQ_SUBSCRIBE, "subscribe",
 	  A(REQ_ID) | A(SUB_FLAGS) | A(EVENT_MASK) | A(DEV_FILTER) | A(RING_DEPTH) |
-	          A(LATENCY_US) | A(BATCH) | A(SINCE_ID) | A(UNTIL_ID) | A(EXCLUDE),
+	          A(LATENCY_US) | A(BATCH) | A(SINCE_ID) | A(UNTIL_ID) | A(EXCLUDE) | A(PATH),
 	  A(REQ_ID) | A(SUB_FLAGS), A(EXCLUDE) },
 	{ FSNOTE_REQ_UNSUBSCRIBE, "unsubscribe", A(REQ_ID) | A(SUB_ID), A(REQ_ID) | A(SUB_ID), 0 },
 	{ FSNOTE_REQ_CURRENT_ID, "current-id", A(REQ_ID) | A(TIME), A(REQ_ID), 0 },

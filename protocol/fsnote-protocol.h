@@ -48,8 +48,9 @@ enum fsnote_record_type {
 	FSNOTE_REQ_HELLO = 0x0101,        /* VERSION, [CLIENT_NAME] */
 	FSNOTE_REQ_SUBSCRIBE = 0x0102,    /* REQ_ID, SUB_FLAGS, [EVENT_MASK], [DEV_FILTER],
 	                                   * [RING_DEPTH], [LATENCY_US], [BATCH], [SINCE_ID],
-	                                   * [UNTIL_ID] (needs SINCE_ID), [EXCLUDE]...;
-	                                   * one directory fd via SCM_RIGHTS
+	                                   * [UNTIL_ID] (needs SINCE_ID), [EXCLUDE]...,
+	                                   * [PATH] (the label: how the client names the
+	                                   * directory); one directory fd via SCM_RIGHTS
 	                                   * unless SUB_FLAGS has FSNOTE_SUB_SYSTEM */
 	FSNOTE_REQ_UNSUBSCRIBE = 0x0103,  /* REQ_ID, SUB_ID */
 	FSNOTE_REQ_CURRENT_ID = 0x0104,   /* REQ_ID, [TIME] (first ID at or after TIME) */

@@ -1025,6 +1025,11 @@ class Connection:
             w.u64(W.ARG_SINCE_ID, since)
         for x in excludes:
             w.string(W.ARG_EXCLUDE, x)
+        # the label: the path this process opened, which the daemon puts in
+        # front of what it reports (a container's or a chroot's own view)
+        if (isinstance(sub._path, bytes) and sub._path.startswith(b"/")
+                and len(sub._path) < W.PATH_MAX and b"\0" not in sub._path):
+            w.string(W.ARG_PATH, sub._path)
         args = self._request(w.finish(), W.REP_SUBSCRIBED, req, fd)
         sub._daemon_id = args[W.ARG_SUB_ID]
         sub.start_id = args[W.ARG_ID]

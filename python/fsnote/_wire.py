@@ -141,7 +141,7 @@ RULES = {
     REQ_HELLO: (_bits(ARG_VERSION, ARG_CLIENT_NAME), _bits(ARG_VERSION), 0),
     REQ_SUBSCRIBE: (_bits(ARG_REQ_ID, ARG_SUB_FLAGS, ARG_EVENT_MASK, ARG_DEV_FILTER,
                           ARG_RING_DEPTH, ARG_LATENCY_US, ARG_BATCH, ARG_SINCE_ID,
-                          ARG_EXCLUDE),
+                          ARG_EXCLUDE, ARG_PATH),
                     _bits(ARG_REQ_ID, ARG_SUB_FLAGS), _bits(ARG_EXCLUDE)),
     REQ_UNSUBSCRIBE: (_bits(ARG_REQ_ID, ARG_SUB_ID), _bits(ARG_REQ_ID, ARG_SUB_ID), 0),
     REQ_CURRENT_ID: (_bits(ARG_REQ_ID, ARG_TIME), _bits(ARG_REQ_ID), 0),

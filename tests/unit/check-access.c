@@ -65,7 +65,7 @@ static struct access_root *root_at(const char *rel)
 	snprintf(p, sizeof(p), "%s%s%s", top, rel[0] ? "/" : "", rel);
 	int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(access_root_new(acc, fd, p, &r), 0);
+	ck_assert_int_eq(access_root_new(acc, fd, p, NULL, NULL, &r), 0);
 	close(fd);
 	return r;
 }
