@@ -38,7 +38,6 @@ enum {
 #define NATS_WATCH_OPTIONS                                                  \
 	{ "nats", required_argument, NULL, NATS_OPT_URL },                  \
 	{ "host", required_argument, NULL, NATS_OPT_HOST },                 \
-	{ "at", required_argument, NULL, NATS_OPT_AT },                     \
 	{ "stream", required_argument, NULL, NATS_OPT_STREAM },             \
 	{ "creds", required_argument, NULL, NATS_OPT_CREDS },               \
 	{ "user", required_argument, NULL, NATS_OPT_USER },                 \

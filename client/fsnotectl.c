@@ -974,7 +974,11 @@ static int watch_remote(const struct watch_args *a, bool wait, int npaths)
 		errorf("watch --nats takes no PATH, --children, --system, --exclude, --latency or --reconnect");
 		return 1;
 	}
-	int r = nats_watch(&a->nats, &w, print_remote, &out, parse_time);
+	/* --at is one option for both watches (parsed above as the local one's) */
+	struct nats_watch_args nats = a->nats;
+	if (a->at && !nats.at)
+		nats.at = a->at;
+	int r = nats_watch(&nats, &w, print_remote, &out, parse_time);
 	free(out.buf.p);
 	return r;
 }
