@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -479,16 +480,35 @@ void access_invalidate(struct access *a)
 	a->gen++;
 }
 
-uint32_t access_pid_uid(struct access *a, uint32_t pid, uint64_t now_ns)
+/* PIDFD_GET_INFO (Linux 6.13): a process's credentials through a pidfd,
+ * which works where /proc hides other users' processes (ProtectProc=
+ * invisible).  The struct is the kernel's first version of it; the ioctl
+ * number carries its size. */
+struct pidfd_creds {
+	uint64_t mask;
+	uint64_t cgroupid;
+	uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	int32_t exit_code;
+};
+#define PIDFD_GET_INFO_CREDS _IOWR(0xFF, 11, struct pidfd_creds)
+#define PIDFD_INFO_CREDS_BIT (UINT64_C(1) << 1)
+
+static uint32_t uid_by_pidfd(uint32_t pid)
 {
-	struct pid_slot *s = &a->pids[pid % PID_SLOTS];
+	int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (fd < 0)
+		return UINT32_MAX;
+	struct pidfd_creds c = { .mask = PIDFD_INFO_CREDS_BIT };
+	bool ok = ioctl(fd, PIDFD_GET_INFO_CREDS, &c) == 0 && (c.mask & PIDFD_INFO_CREDS_BIT);
+	close(fd);
+	return ok ? c.euid : UINT32_MAX;
+}
+
+static uint32_t uid_by_proc(uint32_t pid)
+{
 	char path[64], line[256];
 	uint32_t uid = UINT32_MAX;
 
-	if (pid == 0)
-		return UINT32_MAX;
-	if (s->pid == pid && s->expires_ns > now_ns)
-		return s->uid;
 	snprintf(path, sizeof(path), "/proc/%u/status", pid);
 	FILE *f = fopen(path, "re");
 	if (f) {
@@ -501,6 +521,21 @@ uint32_t access_pid_uid(struct access *a, uint32_t pid, uint64_t now_ns)
 		}
 		fclose(f);
 	}
+	return uid;
+}
+
+uint32_t access_pid_uid(struct access *a, uint32_t pid, uint64_t now_ns)
+{
+	struct pid_slot *s = &a->pids[pid % PID_SLOTS];
+
+	if (pid == 0)
+		return UINT32_MAX;
+	if (s->pid == pid && s->expires_ns > now_ns)
+		return s->uid;
+	/* the pidfd first (it needs no /proc), /proc on older kernels */
+	uint32_t uid = uid_by_pidfd(pid);
+	if (uid == UINT32_MAX)
+		uid = uid_by_proc(pid);
 	/* a pid can be reused: keep the answer for a short time only */
 	*s = (struct pid_slot){ .pid = pid, .uid = uid, .expires_ns = now_ns + 1000000000ull };
 	return uid;
