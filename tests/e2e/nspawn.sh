@@ -8,6 +8,8 @@
 # stop, and events from the paths the unit's hardening touches; then the
 # journal across `systemctl restart fsnoted` and across a reboot (the
 # container powers off and this script boots it again on the same root).
+# Then the other way round: a daemon on the host and a client in a second
+# container, with the socket and a directory bound in.
 #
 # The container root is debootstrapped once into $abs_top_builddir/nspawn-root
 # (built aside and renamed into place only when complete, so an interrupted
@@ -33,7 +35,7 @@ HELPERS=$SRC/tests/e2e/nspawn
 SUITE=bookworm
 # What the checks need beyond systemd: the daemon's and the library's runtime
 # libraries (libsystemd0 comes with systemd) and the tools check.sh uses.
-PACKAGES=systemd,systemd-sysv,dbus,libevent-2.1-7,libjansson4,jq,procps,util-linux,passwd
+PACKAGES=systemd,systemd-sysv,dbus,libevent-2.1-7,libjansson4,jq,procps,util-linux,passwd,libnats3.4
 CACHE=$TOP/nspawn-root
 STAMP=.fsnote-nspawn-root
 BOOT_TIMEOUT=200
@@ -209,6 +211,56 @@ fi
 [ -n "$TB" ] || TB=$T2
 e2e_pass "container booted systemd $(chroot "$ROOT" dpkg-query -W -f '${Version}' systemd) and started the checks in $(elapsed "$T1" "$TB") s"
 
+# --- a client in a container, the daemon outside ----------------------------
+
+# The other way round: the daemon on the host, and a client in a container
+# (this root, booted no more) with the daemon's socket and one directory
+# bound in, as an ordinary user of the container.  Its descriptor is on the
+# container's mount; it must get events under the container's path.
+second_container() {
+    local share=$RUN/share sock=$RUN/sock hostd
+    mkdir -p "$share" "$sock"
+    # a filesystem of its own, so that nothing else written on the build
+    # tree's disk reaches the mark
+    mount -t tmpfs -o mode=0755 e2e-share "$share"
+    chmod 0755 "$RUN" "$sock"
+    echo '{ "latency_ms": 0 }' > "$RUN/host.json"
+    "$FSNOTED" --foreground --socket "$sock/fsnoted.sock" --config "$RUN/host.json" \
+        2> "$RUN/host-daemon.log" &
+    hostd=$!
+    for _ in $(seq 250); do [ -S "$sock/fsnoted.sock" ] && break; sleep 0.02; done
+    chmod 0666 "$sock/fsnoted.sock"
+    timeout -k 5 60 systemd-nspawn -q --pipe -D "$ROOT" --register=no --keep-unit --private-network \
+        --machine=fsnote-e2e-client --bind="$sock:/run/fsnoted" --bind="$share:/data" \
+        --user=fsnote-user --setenv=LD_LIBRARY_PATH=/usr/local/lib \
+        /usr/local/bin/fsnotectl watch --json --timeout 40 /data \
+        < /dev/null > "$RUN/client.out" 2> "$RUN/client.err" &
+    local client=$! got=0
+    for _ in $(seq 1500); do
+        grep -q 'Watches established.' "$RUN/client.err" 2>/dev/null && break
+        kill -0 "$client" 2>/dev/null || break
+        sleep 0.02
+    done
+    echo hello > "$share/from-the-host"
+    for _ in $(seq 1000); do
+        e2e_jq_any "$RUN/client.out" '.path == "/data/from-the-host" and .type == "create"' &&
+            { got=1; break; }
+        kill -0 "$client" 2>/dev/null || break
+        sleep 0.02
+    done
+    kill "$client" 2>/dev/null || true
+    wait "$client" 2>/dev/null || true
+    kill "$hostd" 2>/dev/null || true
+    wait "$hostd" 2>/dev/null || true
+    if [ "$got" = 1 ]; then
+        e2e_pass "a client in a second container (socket and a directory bound in, as fsnote-user) got /data/from-the-host, its own path"
+    else
+        echo "FAIL: the client in a container: $(head -c 400 "$RUN/client.err") $(head -c 400 "$RUN/client.out")"
+        tail -5 "$RUN/host-daemon.log"
+        failed=$((failed + 1))
+    fi
+}
+
 # --- verdicts --------------------------------------------------------------
 
 failed=0
@@ -230,6 +282,7 @@ if [ "$rc" -ne 0 ]; then
     failed=$((failed + 1))
 fi
 echo "# container ran $(elapsed "$T1" "$T2") s; whole test $(elapsed "$T0" "$T2") s"
+[ "$rc" -eq 0 ] && second_container
 if [ "$failed" -gt 0 ]; then
     echo "--- the container's journal for fsnoted:"
     if [ -d "$ROOT/var/log/journal" ]; then

@@ -384,6 +384,67 @@ fi
 kill "$WATCH_PID" 2>/dev/null
 wait "$WATCH_PID" 2>/dev/null
 
+# --- a sandboxed client: PrivateTmp=, ProtectHome=tmpfs, BindPaths= --------
+
+# A service using libfsnote (fsnotectl) in a mount namespace of its own: a
+# private /tmp, an empty /home with one directory bound in.  The daemon
+# finds those directories by their descriptors, and the service must get
+# events under its own paths.
+mkdir -p /srv/e2e-share /run/systemd/system
+chmod 777 /srv/e2e-share
+cat > /run/systemd/system/fsnote-sandboxed.service <<EOF
+[Service]
+User=$U
+PrivateTmp=yes
+ProtectHome=tmpfs
+BindPaths=/srv/e2e-share:/home/shared
+ExecStart=/usr/bin/timeout 120 /usr/local/bin/fsnotectl watch --json /tmp /home/shared
+StandardOutput=truncate:$SCRATCH/sandboxed.out
+StandardError=truncate:$SCRATCH/sandboxed.err
+EOF
+systemctl daemon-reload
+systemctl start fsnote-sandboxed.service
+sandboxed_up() { grep -q 'Watches established.' "$SCRATCH/sandboxed.err"; }
+if wait_until 15 sandboxed_up; then
+    spid=$(unit_prop fsnote-sandboxed.service MainPID)
+    # its private /tmp exists only in its own mount namespace
+    nsenter -t "$spid" -m runuser -u "$U" -- touch /tmp/sandboxed-tmp
+    touch /srv/e2e-share/sandboxed-share
+    both() { has_event sandboxed create /tmp/sandboxed-tmp && has_event sandboxed create /home/shared/sandboxed-share; }
+    if wait_until 10 both; then
+        ok "a service with PrivateTmp=yes, ProtectHome=tmpfs, BindPaths= got events under its own paths: /tmp/sandboxed-tmp, /home/shared/sandboxed-share"
+    else
+        bad "the sandboxed service's events: $(jq -c '[.type, .path]' "$SCRATCH/sandboxed.out" 2>/dev/null | tr '\n' ' ' | head -c 600) $(head -c 300 "$SCRATCH/sandboxed.err")"
+    fi
+    ! grep -q 'systemd-private' "$SCRATCH/sandboxed.out" ||
+        bad "the sandboxed service got the daemon's view of its /tmp, not its own"
+else
+    bad "the sandboxed service's watch never established: $(head -c 300 "$SCRATCH/sandboxed.err")"
+fi
+systemctl stop fsnote-sandboxed.service
+
+# the pid rule under the unit, which hides other users' processes from the
+# daemon (ProtectProc=invisible): the acting pid still reaches the actor's
+# own uid, through a pidfd
+if watch_as "$U" pids "/home/$U"; then
+    # the shell makes the file itself and lives on while the daemon looks
+    # its uid up (a process gone by then is nobody's: its pid is hidden)
+    runuser -u "$U" -- sh -c "echo \$\$ > /home/$U/pid-own.pid; : > /home/$U/pid-own; sleep 3" &
+    wait_until 5 test -s "/home/$U/pid-own.pid"
+    own=$(cat "/home/$U/pid-own.pid")
+    if wait_until 10 has_event pids create "/home/$U/pid-own"; then
+        jq_any "$SCRATCH/pids.out" --arg p "/home/$U/pid-own" --argjson pid "$own" 'select(.path == $p and .pid == $pid)' &&
+            ok "with ProtectProc=invisible, $U still sees the pid ($own) of her own process" ||
+            bad "$U's own pid $own is missing: $(grep pid-own "$SCRATCH/pids.out" | head -c 300)"
+    else
+        bad "no event for /home/$U/pid-own"
+    fi
+else
+    bad "watch of /home/$U for pids never established"
+fi
+kill "$WATCH_PID" 2>/dev/null
+wait "$WATCH_PID" 2>/dev/null
+
 # --- watchdog --------------------------------------------------------------
 
 # Three periods without a restart, and systemd saw pings: its watchdog
