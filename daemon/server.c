@@ -128,6 +128,22 @@ static void client_kill(struct client *c, int error, const char *fmt, ...)
 
 /* --- output ------------------------------------------------------------ */
 
+/* Reading pauses while the output is above the high-water mark and resumes
+ * once the socket has taken half of it, checked after every write and not
+ * only when the output is empty: a subscriber whose events keep the buffer
+ * busy must still get its requests answered. */
+static void resume_reading(struct client *c)
+{
+	if (!c->read_paused || c->closing || evbuffer_get_length(c->out) >= OUT_HIGH_WATER / 2)
+		return;
+	c->read_paused = false;
+	event_add(c->ev_read, NULL);
+	/* requests read before the pause are not news to the socket: the
+	 * read event would never fire for them */
+	if (evbuffer_get_length(c->in) > 0)
+		process_frames(c);
+}
+
 static void client_try_write(struct client *c)
 {
 	for (int round = 0; round < 4; round++) {
@@ -157,6 +173,7 @@ static void client_try_write(struct client *c)
 		server_charge(c);
 		if (evbuffer_get_length(c->out) > 0) {
 			event_add(c->ev_write, NULL);
+			resume_reading(c);
 			return;
 		}
 		event_del(c->ev_write);
@@ -171,14 +188,7 @@ static void client_try_write(struct client *c)
 		if (!pending)
 			break;
 	}
-	if (c->read_paused && evbuffer_get_length(c->out) < OUT_HIGH_WATER / 2 && !c->closing) {
-		c->read_paused = false;
-		event_add(c->ev_read, NULL);
-		/* requests read before the pause are not news to the socket: the
-		 * read event would never fire for them */
-		if (evbuffer_get_length(c->in) > 0)
-			process_frames(c);
-	}
+	resume_reading(c);
 	/* still pending after our rounds: come back after other clients had theirs */
 	for (struct sub *s = c->subs; s; s = s->next) {
 		if (ring_peek(s->ring) || ring_has_drop(s->ring)) {
@@ -466,9 +476,12 @@ static void process_frames(struct client *c)
 		uint32_t len;
 
 		if (evbuffer_get_length(c->out) >= OUT_HIGH_WATER) {
-			/* the client is not reading its replies: stop reading its requests */
+			/* the client is not reading its replies: stop reading its
+			 * requests, but keep writing, so that the pause ends when it
+			 * reads and its close is noticed when it goes */
 			c->read_paused = true;
 			event_del(c->ev_read);
+			event_add(c->ev_write, NULL);
 			return;
 		}
 		if (avail < FSNOTE_FRAME_HEADER_SIZE)

@@ -175,6 +175,7 @@ struct sub_opts {
 	uint32_t flags;
 	uint64_t since;
 	bool has_since;
+	uint32_t latency_us, batch, depth;
 	const char *exclude[4];
 };
 
@@ -190,7 +191,11 @@ static int subscribe(int fd, int dirfd, const struct sub_opts *o)
 	codec_writer_init(&w, buf, sizeof(buf), FSNOTE_REQ_SUBSCRIBE);
 	codec_put_u32(&w, FSNOTE_ARG_REQ_ID, ++req);
 	codec_put_u32(&w, FSNOTE_ARG_SUB_FLAGS, o ? o->flags : 0);
-	codec_put_u32(&w, FSNOTE_ARG_LATENCY_US, 0);
+	codec_put_u32(&w, FSNOTE_ARG_LATENCY_US, o ? o->latency_us : 0);
+	if (o && o->batch)
+		codec_put_u32(&w, FSNOTE_ARG_BATCH, o->batch);
+	if (o && o->depth)
+		codec_put_u32(&w, FSNOTE_ARG_RING_DEPTH, o->depth);
 	if (o && o->has_since)
 		codec_put_u64(&w, FSNOTE_ARG_SINCE_ID, o->since);
 	for (int i = 0; o && i < 4 && o->exclude[i]; i++)
@@ -1021,6 +1026,121 @@ START_TEST(test_status_json)
 }
 END_TEST
 
+/* --- output larger than the high-water mark -------------------------------- */
+
+/* Sends @n STATUS requests (IDs from @first) in a single write. */
+static int send_status_batch(int fd, uint32_t first, int n)
+{
+	uint8_t one[64];
+	struct codec_writer w;
+	uint8_t *buf = malloc((size_t)n * sizeof(one));
+	size_t len = 0;
+
+	if (!buf)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		codec_writer_init(&w, one, sizeof(one), FSNOTE_REQ_STATUS);
+		codec_put_u32(&w, FSNOTE_ARG_REQ_ID, first + (uint32_t)i);
+		int k = codec_writer_finish(&w);
+		memcpy(buf + len, one, (size_t)k);
+		len += (size_t)k;
+	}
+	int r = send_fds(fd, buf, len, NULL, 0);
+	free(buf);
+	return r;
+}
+
+/* A client that pipelines requests whose answers outgrow the output
+ * high-water mark (256 KiB: about 177 status replies) gets every answer,
+ * in order, and the connection keeps serving afterwards. */
+START_TEST(test_pipelined_requests_all_answered)
+{
+	struct codec_record rec;
+	int fd = connect_hello();
+	const int n = 400;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(send_status_batch(fd, 1000, n), 0);
+	for (int i = 0; i < n; i++) {
+		uint32_t id = 0;
+		ck_assert_msg(recv_rec(fd, &rec, 5000) == 0, "reply %d of %d never came", i + 1, n);
+		ck_assert_uint_eq(rec.type, FSNOTE_REP_STATUS);
+		ck_assert_int_eq(codec_get_u32(&rec, FSNOTE_ARG_REQ_ID, &id), 0);
+		ck_assert_uint_eq(id, 1000 + (uint32_t)i);
+	}
+	ck_assert_int_eq(simple_request(fd, FSNOTE_REQ_CURRENT_ID, 9, 0, &rec), 0);
+	ck_assert_uint_eq(rec.type, FSNOTE_REP_CURRENT_ID);
+	close(fd);
+	daemon_still_serves();
+}
+END_TEST
+
+/* A flush has to put every pending event ahead of its reply, however many
+ * (2500 creates make several times the high-water mark of records). */
+START_TEST(test_flush_many_pending)
+{
+	char dir[300], p[400];
+	static struct seen seen[16];
+	int fd = connect_hello();
+
+	/* a long latency window and a batch as deep as the ring keep every
+	 * event pending until the flush */
+	struct sub_opts o = { .latency_us = 30 * 1000000, .batch = 65536, .depth = 65536 };
+
+	snprintf(dir, sizeof(dir), "%s/manypending", watch_dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	int sub = subscribe_path(fd, dir, &o);
+	ck_assert_int_gt(sub, 0);
+	for (int i = 0; i < 2500; i++) {
+		snprintf(p, sizeof(p), "%s/a-rather-long-file-name-to-fill-the-output-%05d", dir, i);
+		touch(p);
+	}
+	int n = flush_collect(fd, (uint32_t)sub, seen, 16);
+	ck_assert_msg(n >= 0, "the flush reply never came");
+	/* the connection still serves */
+	struct codec_record rec;
+	ck_assert_int_eq(simple_request(fd, FSNOTE_REQ_CURRENT_ID, 9, 0, &rec), 0);
+	ck_assert_uint_eq(rec.type, FSNOTE_REP_CURRENT_ID);
+	close(fd);
+	daemon_still_serves();
+}
+END_TEST
+
+/* Connections that asked for more than the high-water mark and then went
+ * away without reading are noticed and release their slot: 64 of them,
+ * with a limit of 8 per uid, must not lock the uid out. */
+static int hung_connections_as_nobody(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 64; i++) {
+		int fd = -1;
+		/* a slot frees once the daemon notices the last close */
+		for (int tries = 0; tries < 500 && fd < 0; tries++) {
+			fd = connect_hello();
+			if (fd < 0)
+				usleep(10000);
+		}
+		if (fd < 0) {
+			fprintf(stderr, "connection %d refused: the uid is locked out\n", i);
+			return 1;
+		}
+		if (send_status_batch(fd, 1, 300) < 0)
+			return 2;
+		/* wait until the daemon has filled the socket, then go */
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		(void)poll(&p, 1, 1000);
+		close(fd);
+	}
+	return 0;
+}
+
+START_TEST(test_unread_replies_do_not_lock_out)
+{
+	ck_assert_int_eq(as_nobody(hung_connections_as_nobody, NULL), 0);
+	daemon_still_serves();
+}
+END_TEST
+
 /* --- setup ------------------------------------------------------------------ */
 
 static int start_daemon(const char *backend)
@@ -1088,6 +1208,13 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_since_id_replay_and_rescan);
 	tcase_add_test(tc, test_inject);
 	tcase_add_test(tc, test_status_json);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("backpressure");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_pipelined_requests_all_answered);
+	tcase_add_test(tc, test_flush_many_pending);
+	tcase_add_test(tc, test_unread_replies_do_not_lock_out);
 	suite_add_tcase(s, tc);
 	return s;
 }
