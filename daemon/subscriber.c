@@ -1204,6 +1204,7 @@ static int parse_options(struct daemon *d, struct sub *s, const struct codec_rec
 struct replay_ctx {
 	struct daemon *d;
 	struct sub *s;
+	uint64_t after;       /* replay only IDs above this */
 };
 
 static int replay_one(struct pool_event *ev, void *userdata)
@@ -1213,10 +1214,53 @@ static int replay_one(struct pool_event *ev, void *userdata)
 
 	if (!a || a->dev != ev->dev)
 		return 0;
+	if (ev->id <= rc->after)
+		return 0; /* inside the range the dropped record says is lost */
+	/* a replayed delete or move of the root is an earlier directory's
+	 * (this one exists: the client just opened it), so it never ends the
+	 * live subscription */
+	bool ending = rc->s->ending;
 	int view = sub_match(rc->d, rc->s, a, ev);
+	rc->s->ending = ending;
 	if (view >= 0)
 		(void)ring_push(rc->s->ring, ev, (uint8_t)(view | RING_VIEW_HISTORY));
 	return 0;
+}
+
+/* Answers a since-ID resume: the history after @since, preceded, when the
+ * daemon cannot vouch for all of it, by one dropped record whose range
+ * [ID_FIRST, ID_LAST] is exactly the IDs that may be lost.  Every record
+ * after it has a higher ID than ID_LAST, so a client keeping the last ID it
+ * saw never goes backwards.  Losses come from three places: the history no
+ * longer reaches back to @since, no watch covered the directory all along,
+ * or @since is not an ID this daemon handed out (ahead of @cur). */
+static void resume(struct daemon *d, struct sub *s, uint64_t since, uint64_t cur)
+{
+	struct pool_stats ps;
+	uint64_t first = since + 1, last = 0;
+
+	pool_get_stats(d->pool, &ps);
+	if (since > cur) {
+		first = ps.first_id + 1;
+		last = cur;
+	} else {
+		for (size_t i = 0; i < s->n_anchors; i++)
+			if (since < s->anchors[i].covered_from && s->anchors[i].covered_from > last)
+				last = s->anchors[i].covered_from;
+		if (since < ps.history_floor && ps.history_floor > last)
+			last = ps.history_floor;
+	}
+	if (last && last < first)
+		last = first = pool_mark(d->pool); /* an empty range is no news: make it one ID */
+	if (last)
+		ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 0, first,
+				  last, NULL);
+	if (since < cur) {
+		struct replay_ctx ctx = { d, s, last > since ? last : since };
+		(void)pool_history_since(d->pool, ctx.after, replay_one, &ctx);
+	}
+	if (ring_peek(s->ring) || ring_has_drop(s->ring))
+		server_schedule_drain(s->client);
 }
 
 /* Every real filesystem, once each, for a whole-system subscription. */
@@ -1414,29 +1458,25 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 	interest_change(d, s->mask, +1);
 	pool_subscriptions_changed(d->pool);
 
+	/* A watch that nothing covered before sees only what happens from now
+	 * on; events from before it began have no ID at all, so an ID marks the
+	 * point: a resume from before it is told it lost what came between. */
 	uint64_t cur = pool_current_id(d->pool);
-	bool covered = true;
+	bool fresh = false;
 	for (size_t i = 0; i < s->n_anchors; i++) {
 		uint64_t from = coverage_of(d, &s->anchors[i], s);
 		s->anchors[i].covered_from = from < cur ? from : cur;
-		if (has_since && since < s->anchors[i].covered_from)
-			covered = false;
+		fresh |= from == UINT64_MAX;
 	}
-	if (has_since) {
-		struct replay_ctx ctx = { d, s };
-		r = since > cur ? POOL_HISTORY_GAP : pool_history_since(d->pool, since, replay_one, &ctx);
-		if (r == POOL_HISTORY_GAP || !covered) {
-			/* the history no longer reaches back, or nothing watched this
-			 * directory all along: what happened cannot be vouched for */
-			struct pool_stats ps;
-			pool_get_stats(d->pool, &ps);
-			uint64_t last = !covered ? cur : ps.oldest_history_id ? ps.oldest_history_id - 1 : 0;
-			ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 0,
-					  since + 1, last, NULL);
-		}
-		if (ring_peek(s->ring) || ring_has_drop(s->ring))
-			server_schedule_drain(c);
+	if (fresh) {
+		uint64_t mark = pool_mark(d->pool);
+		for (size_t i = 0; i < s->n_anchors; i++)
+			if (s->anchors[i].covered_from == cur)
+				s->anchors[i].covered_from = mark;
+		cur = mark;
 	}
+	if (has_since)
+		resume(d, s, since, cur);
 	*ret = s;
 	return 0;
 

@@ -38,6 +38,8 @@ static const char *daemon_backend = BACKEND;
 static uid_t nobody_uid = 65534;
 static gid_t nobody_gid = 65534;
 
+static int start_daemon(const char *backend);
+
 /* --- a minimal raw client ------------------------------------------------ */
 
 static int conn(void)
@@ -240,7 +242,7 @@ static int simple_request(int fd, uint16_t type, uint32_t req, uint32_t sub, str
 /* One event as the tests look at it. */
 struct seen {
 	uint32_t type, flags, pid;
-	uint64_t id, count;
+	uint64_t id, count, id_first, id_last;
 	char path[512], dest[512], rescan[512];
 };
 
@@ -278,6 +280,8 @@ static int flush_collect(int fd, uint32_t sub, struct seen *out, int max)
 			s->pid = ev.pid;
 			s->id = ev.id;
 			s->count = ev.count;
+			s->id_first = ev.id_first;
+			s->id_last = ev.id_last;
 			snprintf(s->path, sizeof(s->path), "%.*s", (int)ev.path_len, ev.path);
 			if (ev.dest)
 				snprintf(s->dest, sizeof(s->dest), "%.*s", (int)ev.dest_len, ev.dest);
@@ -1141,6 +1145,184 @@ START_TEST(test_unread_replies_do_not_lock_out)
 }
 END_TEST
 
+/* --- resume ----------------------------------------------------------------- */
+
+static uint64_t current_id(int fd)
+{
+	struct codec_record rec;
+	uint64_t id = 0;
+	ck_assert_int_eq(simple_request(fd, FSNOTE_REQ_CURRENT_ID, 4, 0, &rec), 0);
+	ck_assert_int_eq(codec_get_u64(&rec, FSNOTE_ARG_ID, &id), 0);
+	return id;
+}
+
+/* The resume's dropped record, if any, means exactly "these IDs are lost":
+ * a range that is not reversed, and no record after it (history included)
+ * inside it.  Returns the index of the dropped record or -1. */
+static int check_resume_drop(const struct seen *seen, int n, uint64_t since)
+{
+	int drop = -1;
+	for (int i = 0; i < n; i++) {
+		if (seen[i].type != FSNOTE_EV_DROPPED)
+			continue;
+		ck_assert_msg(drop < 0, "two dropped records for one resume");
+		drop = i;
+		ck_assert_msg(seen[i].id_first <= seen[i].id_last, "reversed range %llu..%llu",
+			      (unsigned long long)seen[i].id_first, (unsigned long long)seen[i].id_last);
+		ck_assert_uint_eq(seen[i].id, seen[i].id_last);
+		ck_assert(seen[i].flags & FSNOTE_FLAG_MUST_RESCAN);
+		if (since)
+			ck_assert_uint_eq(seen[i].id_first, since + 1);
+	}
+	if (drop >= 0)
+		for (int i = drop + 1; i < n; i++)
+			ck_assert_msg(seen[i].id > seen[drop].id_last,
+				      "record %llu replayed inside the range claimed lost (%llu..%llu)",
+				      (unsigned long long)seen[i].id,
+				      (unsigned long long)seen[drop].id_first,
+				      (unsigned long long)seen[drop].id_last);
+	return drop;
+}
+
+/* The history holds the delete of a directory that was then made again: a
+ * resume on the new directory replays that old delete, which must not end
+ * the new, live subscription (and is not its last record). */
+START_TEST(test_resume_past_old_root_delete)
+{
+	char dir[300], p[400];
+	static struct seen seen[64];
+	int watcher = connect_hello();
+
+	snprintf(dir, sizeof(dir), "%s/reborn", watch_dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	/* a watch on the parent all along, so the resume is answered from the
+	 * history rather than with a must-rescan */
+	int parent = subscribe_path(watcher, watch_dir, NULL);
+	ck_assert_int_gt(parent, 0);
+	int fd = connect_hello();
+	int sub = subscribe_path(fd, dir, NULL);
+	ck_assert_int_gt(sub, 0);
+	uint64_t since = current_id(fd);
+	ck_assert_int_eq(rmdir(dir), 0);
+	ck_assert_int_ge(flush_collect(watcher, (uint32_t)parent, seen, 64), 1);
+	close(fd);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+
+	struct sub_opts o = { .has_since = true, .since = since };
+	fd = connect_hello();
+	sub = subscribe_path(fd, dir, &o);
+	ck_assert_int_gt(sub, 0);
+	int n = flush_collect(fd, (uint32_t)sub, seen, 64);
+	ck_assert_msg(n >= 0, "the resumed subscription was ended by a replayed record");
+	check_resume_drop(seen, n, since);
+	for (int i = 0; i < n; i++)
+		ck_assert_msg(!(seen[i].flags & FSNOTE_FLAG_SUB_ENDED),
+			      "a replayed record (type %u, %s) says the subscription ended",
+			      seen[i].type, seen[i].path);
+	const struct seen *old = find(seen, n, FSNOTE_EV_DELETE, dir);
+	ck_assert_msg(old, "the old delete of the root was not replayed");
+	ck_assert(old->flags & FSNOTE_FLAG_HISTORY);
+	/* still live */
+	snprintf(p, sizeof(p), "%s/after", dir);
+	touch(p);
+	n = flush_collect(fd, (uint32_t)sub, seen, 64);
+	ck_assert_int_ge(n, 1);
+	const struct seen *s = find(seen, n, FSNOTE_EV_CREATE, p);
+	ck_assert_msg(s, "no live event after the resume");
+	ck_assert(!(s->flags & FSNOTE_FLAG_HISTORY));
+	struct codec_record rec;
+	ck_assert_int_eq(simple_request(fd, FSNOTE_REQ_UNSUBSCRIBE, 12, (uint32_t)sub, &rec), 0);
+	ck_assert_uint_eq(rec.type, FSNOTE_REP_UNSUBSCRIBED);
+	close(fd);
+	close(watcher);
+}
+END_TEST
+
+/* The range of the resume's dropped record: an ID older than the history,
+ * and an ID ahead of every ID handed out. */
+START_TEST(test_resume_drop_range)
+{
+	char dir[300], p[400];
+	static struct seen seen[64];
+	int fd = connect_hello();
+
+	snprintf(dir, sizeof(dir), "%s/range", watch_dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	int sub = subscribe_path(fd, dir, NULL);
+	ck_assert_int_gt(sub, 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/f%d", dir, i);
+		touch(p);
+	}
+	ck_assert_int_ge(flush_collect(fd, (uint32_t)sub, seen, 64), 3);
+	uint64_t cur = current_id(fd);
+
+	struct sub_opts o = { .has_since = true, .since = 1 };
+	int fd2 = connect_hello();
+	int s2 = subscribe_path(fd2, dir, &o);
+	ck_assert_int_gt(s2, 0);
+	int n = flush_collect(fd2, (uint32_t)s2, seen, 64);
+	ck_assert_int_ge(n, 1);
+	ck_assert_int_eq(check_resume_drop(seen, n, 1), 0);
+	close(fd2);
+
+	o.since = cur + 1000000;
+	fd2 = connect_hello();
+	s2 = subscribe_path(fd2, dir, &o);
+	ck_assert_int_gt(s2, 0);
+	n = flush_collect(fd2, (uint32_t)s2, seen, 64);
+	ck_assert_int_ge(n, 1);
+	ck_assert_int_eq(check_resume_drop(seen, n, 0), 0);
+	ck_assert_uint_ge(seen[0].id_last, cur);
+	close(fd2);
+	close(fd);
+}
+END_TEST
+
+/* With resume_linger_ms 0 nothing watches a directory between a
+ * disconnect and the resume: the resume must say so (or, on a backend that
+ * still saw it, deliver the change), never stay silent. */
+START_TEST(test_resume_without_linger_is_never_silent)
+{
+	char dir[300], p[400];
+	static struct seen seen[64];
+
+	snprintf(sock_path, sizeof(sock_path), "%s/run/nolinger.sock", base_dir);
+	snprintf(cfg_path, sizeof(cfg_path), "%s/nolinger.json", base_dir);
+	FILE *f = fopen(cfg_path, "w");
+	ck_assert(f);
+	fprintf(f, "{ \"resume_linger_ms\": 0, \"latency_ms\": 0 }\n");
+	fclose(f);
+	ck_assert_int_eq(start_daemon(daemon_backend), 0);
+
+	snprintf(dir, sizeof(dir), "%s/nolinger", watch_dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	int fd = connect_hello();
+	int sub = subscribe_path(fd, dir, NULL);
+	ck_assert_int_gt(sub, 0);
+	uint64_t since = current_id(fd);
+	close(fd);
+	/* the daemon has noticed the close once a new connection is served
+	 * after it: connections are taken in order */
+	fd = connect_hello();
+	(void)current_id(fd);
+	snprintf(p, sizeof(p), "%s/changed", dir);
+	touch(p);
+
+	struct sub_opts o = { .has_since = true, .since = since };
+	sub = subscribe_path(fd, dir, &o);
+	ck_assert_int_gt(sub, 0);
+	int n = flush_collect(fd, (uint32_t)sub, seen, 64);
+	ck_assert_int_ge(n, 0);
+	int drop = check_resume_drop(seen, n, since);
+	ck_assert_msg(drop >= 0 || find(seen, n, FSNOTE_EV_CREATE, p),
+		      "the resume said nothing about a change made while nothing watched");
+	close(fd);
+	kill(daemon_pid, SIGTERM);
+	waitpid(daemon_pid, NULL, 0);
+}
+END_TEST
+
 /* --- setup ------------------------------------------------------------------ */
 
 static int start_daemon(const char *backend)
@@ -1208,6 +1390,13 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_since_id_replay_and_rescan);
 	tcase_add_test(tc, test_inject);
 	tcase_add_test(tc, test_status_json);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("resume");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_resume_past_old_root_delete);
+	tcase_add_test(tc, test_resume_drop_range);
+	tcase_add_test(tc, test_resume_without_linger_is_never_silent);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("backpressure");
