@@ -603,12 +603,16 @@ static void emit(struct fan *f, struct source_event *ev)
 	f->sink.event(f->sink.ctx, ev);
 }
 
-/* A directory we cannot name any more: the events in it are lost, and the
- * subscribers on the filesystem must hear it. */
-static void lost(struct fan *f, struct fan_fs *fs)
+/* A directory we cannot name any more, or a path longer than the protocol
+ * carries (@error -ENAMETOOLONG): the events in it are lost, and the
+ * subscribers on the filesystem must hear it, and why. */
+static void lost(struct fan *f, struct fan_fs *fs, int error)
 {
 	f->unresolved++;
-	f->sink.overflow(f->sink.ctx, fs->dev, NULL);
+	if (error == -ENAMETOOLONG && f->sink.lost)
+		f->sink.lost(f->sink.ctx, fs->dev, NULL, FSNOTE_FLAG_PATH_TOO_LONG);
+	else
+		f->sink.overflow(f->sink.ctx, fs->dev, NULL);
 }
 
 static void flush_moved(struct fan *f)
@@ -632,13 +636,13 @@ static void handle_rename(struct fan *f, struct fan_fs *fs, const struct parsed 
 	if (nl == -ENOENT && del)
 		nl = (int)strlen(ndir);
 	if (ol < 0 || nl < 0) {
-		lost(f, fs);
+		lost(f, fs, ol < 0 ? ol : nl);
 		return;
 	}
 	int fl = join(odir, (size_t)ol, pi->old.name, pi->old.name_len, from, sizeof(from));
 	int tl = join(ndir, (size_t)nl, pi->new_.name, pi->new_.name_len, to, sizeof(to));
 	if (fl < 0 || tl < 0) {
-		lost(f, fs);
+		lost(f, fs, fl < 0 ? fl : tl);
 		return;
 	}
 	ev->type = FSNOTE_EV_RENAME;
@@ -745,13 +749,13 @@ static void process_event(struct fan *f, const struct fanotify_event_metadata *m
 		if (dl == -ESTALE)
 			pathcache_forget(f->cache, fs->dev, d->handle + sizeof(unsigned int), d->key_len);
 		flush_moved(f);
-		lost(f, fs);
+		lost(f, fs, dl);
 		return;
 	}
 	int pl = self ? dl : join(dir, (size_t)dl, d->name, d->name_len, path, sizeof(path));
 	if (pl < 0) {
 		flush_moved(f);
-		lost(f, fs);
+		lost(f, fs, pl);
 		return;
 	}
 	if (self)

@@ -59,6 +59,10 @@ struct source_sink {
 	 * of this source) were lost.  @scope: a source-space directory that
 	 * covers the loss, or NULL for the whole filesystem. */
 	void (*overflow)(void *ctx, uint64_t dev, const char *scope);
+	/* Events on @dev were lost for another reason than the kernel's
+	 * queue: @reason is the FSNOTE_FLAG_* that says why (0: unknown).  May
+	 * be NULL; sources then report an overflow. */
+	void (*lost)(void *ctx, uint64_t dev, const char *scope, uint32_t reason);
 	/* @dev was unmounted; every watch on it is dead (the core ends the
 	 * subscriptions and calls unwatch). */
 	void (*unmount)(void *ctx, uint64_t dev);

@@ -570,9 +570,10 @@ static uint64_t take_event(struct daemon *d, const struct source_event *sev)
 		/* never silent: everyone on this filesystem must rescan */
 		coverage_break(d, sev->dev);
 		struct anchor **head = dev_head(d, sev->dev, false);
+		uint32_t why = r == -ENAMETOOLONG ? FSNOTE_FLAG_PATH_TOO_LONG : FSNOTE_FLAG_POOL_RECLAIM;
 		for (struct anchor *a = head ? *head : NULL; a; a = a->dev_next) {
-			ring_mark_dropped(a->sub->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN |
-					  FSNOTE_FLAG_POOL_RECLAIM, 1, 0, 0, NULL);
+			ring_mark_dropped(a->sub->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN | why,
+					  1, 0, 0, NULL);
 			sub_wake(a->sub, RING_WAKE_NOW);
 		}
 		log_warn("event lost for every subscriber on device %u:%u: %s",
@@ -592,23 +593,31 @@ static void sink_event(void *ctx, const struct source_event *sev)
 	(void)take_event(ctx, sev);
 }
 
-static void sink_overflow(void *ctx, uint64_t dev, const char *scope)
+static void sink_lost(void *ctx, uint64_t dev, const char *scope, uint32_t reason)
 {
 	struct daemon *d = ctx;
 
-	log_warn("kernel event queue overflowed (device %u:%u): subscribers must rescan",
-		 major(dev), minor(dev));
+	if (reason == FSNOTE_FLAG_KERNEL_OVERFLOW)
+		log_warn("kernel event queue overflowed (device %u:%u): subscribers must rescan",
+			 major(dev), minor(dev));
+	else
+		log_warn("events lost on device %u:%u (%s): subscribers must rescan", major(dev),
+			 minor(dev), reason == FSNOTE_FLAG_PATH_TOO_LONG ? "a path too long" : "unknown");
 	coverage_break(d, dev);
 	for (size_t i = 0; i < d->n_devs; i++) {
 		if (dev && d->dev_keys[i] != dev)
 			continue;
 		for (struct anchor *a = d->dev_heads[i]; a; a = a->dev_next) {
-			ring_mark_dropped(a->sub->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN |
-					  FSNOTE_FLAG_KERNEL_OVERFLOW, 0, 0, 0,
-					  a->sub->n_anchors == 1 ? scope : NULL);
+			ring_mark_dropped(a->sub->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN | reason,
+					  0, 0, 0, a->sub->n_anchors == 1 ? scope : NULL);
 			sub_wake(a->sub, RING_WAKE_NOW);
 		}
 	}
+}
+
+static void sink_overflow(void *ctx, uint64_t dev, const char *scope)
+{
+	sink_lost(ctx, dev, scope, FSNOTE_FLAG_KERNEL_OVERFLOW);
 }
 
 static void sink_unmount(void *ctx, uint64_t dev)
@@ -686,6 +695,7 @@ void sub_sink_init(struct daemon *d, struct source_sink *sink)
 		.ctx = d,
 		.event = sink_event,
 		.overflow = sink_overflow,
+		.lost = sink_lost,
 		.unmount = sink_unmount,
 		.watch_error = sink_watch_error,
 	};
@@ -780,6 +790,7 @@ static int emit_event(struct sub *s, const struct ring_entry *e)
 	const struct anchor *a = anchor_for(s, ev->dev);
 	char path[FSNOTE_PATH_MAX], dest[FSNOTE_PATH_MAX];
 	int view = e->view & 3;
+	uint32_t why = 0; /* a loss's reason flag: none for no memory */
 	const char *src_p = view == RING_VIEW_DEST ? ev->dest : ev->path;
 	size_t src_len = view == RING_VIEW_DEST ? ev->dest_len : ev->path_len;
 	struct codec_event ce = {
@@ -812,8 +823,10 @@ static int emit_event(struct sub *s, const struct ring_entry *e)
 	if (e->view & RING_VIEW_HISTORY)
 		ce.flags |= FSNOTE_FLAG_HISTORY;
 	int n = map_path(a, src_p, src_len, path, sizeof(path));
-	if (n < 0)
+	if (n < 0) {
+		why = FSNOTE_FLAG_PATH_TOO_LONG;
 		goto lost;
+	}
 	ce.path = path;
 	ce.path_len = (size_t)n;
 	if ((size_t)n == a->root_abs_len && memcmp(path, a->root_abs, (size_t)n) == 0)
@@ -827,8 +840,10 @@ static int emit_event(struct sub *s, const struct ring_entry *e)
 		ce.flags |= FSNOTE_FLAG_RENAMED;
 	} else if (ev->type == FSNOTE_EV_RENAME && ev->dest) {
 		n = map_path(a, ev->dest, ev->dest_len, dest, sizeof(dest));
-		if (n < 0)
+		if (n < 0) {
+			why = FSNOTE_FLAG_PATH_TOO_LONG;
 			goto lost;
+		}
 		ce.dest = dest;
 		ce.dest_len = (size_t)n;
 		fill_stat(&ce.dest_st, ev->dev, &ev->dest_st);
@@ -842,8 +857,8 @@ static int emit_event(struct sub *s, const struct ring_entry *e)
 lost:
 	/* a path longer than the protocol allows, or no memory to queue it:
 	 * say so, do not drop silently */
-	ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 1, ev->id, ev->id,
-			  NULL);
+	ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN | why, 1, ev->id,
+			  ev->id, NULL);
 	return -ENOMEM;
 }
 

@@ -1323,6 +1323,51 @@ START_TEST(test_resume_without_linger_is_never_silent)
 }
 END_TEST
 
+/* --- reasons ------------------------------------------------------------------ */
+
+/* An event whose path is longer than the protocol carries is dropped with a
+ * reason that says so, not one blaming the pool. */
+START_TEST(test_path_too_long_reason)
+{
+	char dir[300], name[256];
+	static struct seen seen[64];
+	int fd = connect_hello();
+
+	snprintf(dir, sizeof(dir), "%s/deep", watch_dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	memset(name, 'd', 250);
+	name[250] = '\0';
+	/* 18 levels of 251 bytes: deeper than FSNOTE_PATH_MAX */
+	int cur = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(cur, 0);
+	for (int i = 0; i < 18; i++) {
+		ck_assert_int_eq(mkdirat(cur, name, 0755), 0);
+		int next = openat(cur, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		ck_assert_int_ge(next, 0);
+		close(cur);
+		cur = next;
+	}
+	int sub = subscribe_path(fd, dir, NULL);
+	ck_assert_int_gt(sub, 0);
+	int f = openat(cur, "file", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	ck_assert_int_ge(f, 0);
+	close(f);
+	close(cur);
+	int n = flush_collect(fd, (uint32_t)sub, seen, 64);
+	ck_assert_int_ge(n, 0);
+	const struct seen *drop = NULL;
+	for (int i = 0; i < n; i++)
+		if (seen[i].type == FSNOTE_EV_DROPPED)
+			drop = &seen[i];
+	ck_assert_msg(drop, "the event under a too long path was lost silently");
+	ck_assert_msg(!(drop->flags & FSNOTE_FLAG_POOL_RECLAIM), "flags 0x%x blame the pool",
+		      drop->flags);
+	ck_assert_msg(drop->flags & FSNOTE_FLAG_PATH_TOO_LONG, "flags 0x%x", drop->flags);
+	close(fd);
+	daemon_still_serves();
+}
+END_TEST
+
 /* --- setup ------------------------------------------------------------------ */
 
 static int start_daemon(const char *backend)
@@ -1397,6 +1442,11 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_resume_past_old_root_delete);
 	tcase_add_test(tc, test_resume_drop_range);
 	tcase_add_test(tc, test_resume_without_linger_is_never_silent);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("reasons");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_path_too_long_reason);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("backpressure");
