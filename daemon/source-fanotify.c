@@ -122,6 +122,7 @@ struct fan {
 	unsigned char *buf;     /* READ_BUF_SIZE */
 	struct fan_fs *fss;
 	uint64_t interest;
+	pid_t self_pid;         /* the daemon: its own opens are not reported */
 	unsigned init_flags;
 	bool has_rename, has_target_fid, has_fs_error;
 	bool reading;           /* re-entrancy guard: a sink callback may call flush() */
@@ -678,6 +679,13 @@ static void process_event(struct fan *f, const struct fanotify_event_metadata *m
 	}
 	if (md->fd >= 0)
 		close(md->fd); /* never asked for, but never leak one */
+	/* the daemon's own opens and reads (a subscription's root, a handle
+	 * resolved) are its work, not the tree's */
+	if (md->pid == f->self_pid) {
+		mask &= ~(uint64_t)(FAN_OPEN | FAN_ACCESS | FAN_CLOSE_NOWRITE);
+		if (!(mask & ~(uint64_t)FAN_ONDIR))
+			return;
+	}
 	if (parse_infos(infos, infos_len, &pi) < 0) {
 		f->skipped++;
 		return;
@@ -1320,6 +1328,7 @@ int source_fanotify_new(struct event_base *base, const struct source_sink *sink,
 	for (size_t i = 0; i < DIRFD_SLOTS; i++)
 		f->dirfds[i].fd = -1;
 	f->sink = *sink;
+	f->self_pid = getpid();
 	f->fd = f->epfd = f->mifd = -1;
 	f->interest = FSNOTE_EV_DEFAULT_MASK;
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {

@@ -72,6 +72,7 @@ struct node {
 	struct source_watch **ws;       /* watches covering this directory */
 	uint32_t n_ws, cap_ws;
 	uint32_t hash;
+	uint64_t own_drain;             /* opened by the daemon before drain own_drain - 1 ended */
 	size_t name_len;
 	char *name;
 };
@@ -122,6 +123,7 @@ struct isrc {
 	struct pending pend[PENDING_MAX];
 	size_t n_pend;
 	uint64_t read_seq;
+	uint64_t drains;                /* reads that found the queue empty */
 	uint64_t events_read, overflows, watch_errors, skipped, unmounts;
 	char path[PATH_BUF], path2[PATH_BUF];
 };
@@ -766,6 +768,9 @@ static int walk_push(struct walk *w, int fd, struct node *parent, const char *na
 	}
 	if (!w->top)
 		w->top = n;
+	/* our open and reads of it are queued now, before the next time the
+	 * queue is found empty: until then its open and access are ours */
+	n->own_drain = s->drains + 1;
 
 	struct frame f = { .node = n, .fd = fd, .path_len = plen };
 	size_t cap = 0;
@@ -1149,6 +1154,17 @@ static uint32_t type_of(uint32_t mask)
 
 static void rewalk_all(struct isrc *s, uint64_t now);
 
+/* Is @e an open or a read of the directory @n that the daemon itself made
+ * (walking it to watch it)?  inotify does not say who acted, but the
+ * daemon's own opens were queued before the queue was next found empty;
+ * another process's open of the same directory in that window is not
+ * reported either. */
+static bool own_access(const struct isrc *s, const struct inotify_event *e, const struct node *n)
+{
+	return n && (e->mask & IN_ISDIR || e->len == 0) && (e->mask & (IN_OPEN | IN_ACCESS)) &&
+	       n->own_drain == s->drains + 1;
+}
+
 static void handle(struct isrc *s, const struct inotify_event *e, uint64_t now)
 {
 	s->events_read++;
@@ -1191,7 +1207,7 @@ static void handle(struct isrc *s, const struct inotify_event *e, uint64_t now)
 		else if (e->mask & IN_MOVE_SELF)
 			emit(s, FSNOTE_EV_DELETE, FSNOTE_FLAG_IS_DIR | FSNOTE_FLAG_RENAMED, n->dev,
 			     s->path, (size_t)len, NULL, 0, now, false);
-		else if (type_of(e->mask))
+		else if (type_of(e->mask) && !own_access(s, e, n))
 			emit(s, type_of(e->mask), FSNOTE_FLAG_IS_DIR, n->dev, s->path, (size_t)len,
 			     NULL, 0, now, true);
 		return;
@@ -1256,6 +1272,8 @@ static void handle(struct isrc *s, const struct inotify_event *e, uint64_t now)
 		return;
 	}
 	uint32_t t = type_of(e->mask);
+	if (dir && own_access(s, e, name_find(s, n, name, nl)))
+		return;
 	if (t)
 		emit(s, t, dir ? FSNOTE_FLAG_IS_DIR : 0, n->dev, s->path, (size_t)len, NULL, 0, now,
 		     true);
@@ -1278,7 +1296,10 @@ static int read_some(struct isrc *s, unsigned max_reads)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return errno == EAGAIN ? 0 : -errno;
+			if (errno != EAGAIN)
+				return -errno;
+			s->drains++;
+			return 0;
 		}
 		if (n == 0)
 			return 0;

@@ -178,6 +178,7 @@ struct sub_opts {
 	uint64_t since;
 	bool has_since;
 	uint32_t latency_us, batch, depth;
+	uint64_t mask;
 	const char *exclude[4];
 };
 
@@ -196,6 +197,8 @@ static int subscribe(int fd, int dirfd, const struct sub_opts *o)
 	codec_put_u32(&w, FSNOTE_ARG_LATENCY_US, o ? o->latency_us : 0);
 	if (o && o->batch)
 		codec_put_u32(&w, FSNOTE_ARG_BATCH, o->batch);
+	if (o && o->mask)
+		codec_put_u64(&w, FSNOTE_ARG_EVENT_MASK, o->mask);
 	if (o && o->depth)
 		codec_put_u32(&w, FSNOTE_ARG_RING_DEPTH, o->depth);
 	if (o && o->has_since)
@@ -1368,6 +1371,55 @@ START_TEST(test_path_too_long_reason)
 }
 END_TEST
 
+/* --- the daemon's own work ------------------------------------------------- */
+
+/* The daemon opens and reads directories to watch them (a new directory in
+ * a watched tree, the root of a new subscription): that is not something
+ * the subscriber's tree did, and must not be reported as open or access.
+ * A real open after it still is. */
+START_TEST(test_own_scans_not_reported)
+{
+	char dir[300], sub1[400], p[500];
+	static struct seen seen[64];
+	struct sub_opts o = { .mask = FSNOTE_EV_DEFAULT_MASK | FSNOTE_EV_BIT(FSNOTE_EV_OPEN) |
+				      FSNOTE_EV_BIT(FSNOTE_EV_ACCESS) };
+	int fd = connect_hello();
+
+	snprintf(dir, sizeof(dir), "%s/ownscan", watch_dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	/* opened by this process before anything watches it */
+	snprintf(p, sizeof(p), "%s/pre", dir);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	int pre = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(pre, 0);
+	int sub = subscribe_path(fd, dir, &o);
+	ck_assert_int_gt(sub, 0);
+	snprintf(sub1, sizeof(sub1), "%s/new", dir);
+	ck_assert_int_eq(mkdir(sub1, 0755), 0);
+	snprintf(p, sizeof(p), "%s/new/file", dir);
+	touch(p);
+	/* a subscription rooted inside: the daemon opens its root too */
+	int fd2 = connect_hello();
+	ck_assert_int_gt(subscribe(fd2, pre, NULL), 0);
+	close(pre);
+	int n = flush_collect(fd, (uint32_t)sub, seen, 64);
+	ck_assert_int_ge(n, 2);
+	for (int i = 0; i < n; i++)
+		ck_assert_msg(!((seen[i].type == FSNOTE_EV_OPEN || seen[i].type == FSNOTE_EV_ACCESS) &&
+				(seen[i].flags & FSNOTE_FLAG_IS_DIR)),
+			      "the daemon's own scan was reported: %s of %s (pid %u)",
+			      seen[i].type == FSNOTE_EV_OPEN ? "open" : "access", seen[i].path, seen[i].pid);
+	/* someone else reading the directory is still reported */
+	int d = open(sub1, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(d, 0);
+	close(d);
+	n = flush_collect(fd, (uint32_t)sub, seen, 64);
+	ck_assert_msg(find(seen, n, FSNOTE_EV_OPEN, sub1), "a real open of a directory was not reported");
+	close(fd2);
+	close(fd);
+}
+END_TEST
+
 /* --- setup ------------------------------------------------------------------ */
 
 static int start_daemon(const char *backend)
@@ -1447,6 +1499,7 @@ static Suite *server_suite(void)
 	tc = tcase_create("reasons");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_path_too_long_reason);
+	tcase_add_test(tc, test_own_scans_not_reported);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("backpressure");
