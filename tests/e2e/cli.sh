@@ -21,7 +21,7 @@ ctl() {
 }
 ctl_nobody() {
     RC=0
-    "${NOBODY[@]}" "$FSNOTECTL" "$@" > "$E2E_TMP/out" 2> "$E2E_TMP/err" || RC=$?
+    "${NOBODY[@]}" "$USER_FSNOTECTL" "$@" > "$E2E_TMP/out" 2> "$E2E_TMP/err" || RC=$?
 }
 
 # expect_error WHAT PATTERN: the last ctl failed with status 1, nothing on

@@ -201,13 +201,13 @@ EOF
     touch "$w/x"; wait $r || e2e_fail "flood: root's watch failed"
     # nobody is capped, with a clear message
     local msg
-    msg=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$FSNOTECTL" current-id 2>&1) &&
+    msg=$("${NOBODY[@]}" "$USER_FSNOTECTL" current-id 2>&1) &&
         e2e_fail "flood: nobody got a 17th connection"
     echo "$msg" | grep -qi 'limit\|max_connections_per_uid' || e2e_fail "flood: unclear error: $msg"
     wait $flood
     grep -q 'closed 40' "$E2E_TMP/flood.out" || e2e_fail "flood: half-open connections not all closed: $(cat "$E2E_TMP/flood.out")"
     # and nobody can connect again afterwards
-    setpriv --reuid=nobody --regid=nogroup --clear-groups "$FSNOTECTL" current-id >/dev/null ||
+    "${NOBODY[@]}" "$USER_FSNOTECTL" current-id >/dev/null ||
         e2e_fail "flood: nobody cannot connect after the half-open connections were closed"
     e2e_stop_daemon
     e2e_pass "connection flood: nobody capped at 16 ($msg), root subscribed in $(( (t1 - t0) / 1000000 )) ms, half-open connections closed at the deadline"
