@@ -31,8 +31,10 @@
  * than the writers needed to queue that many, and an overflow costs every
  * subscriber, where the pool's own bound costs only the slow ones.  What the
  * kernel holds for us is charged to the daemon's memory cgroup (MemoryMax=
- * in the unit), the source is read before any client is served
- * (SOURCE_PRIORITY), and an overflow, should one still come, is reported.
+ * in the unit), and an overflow, should one still come, is reported.
+ * Because that queue cannot overflow, the source takes turns with the
+ * clients (one read, then every client's writes) instead of going first:
+ * what it read ahead of them would only wait in the pool.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -72,7 +74,10 @@
 #endif
 
 #define READ_BUF_SIZE (256u * 1024u)
-#define READS_PER_CALLBACK 16        /* 4 MiB, then let the loop run other work */
+/* One read (some thousands of records) per turn, then every client has
+ * its turn: reading a whole burst ahead of them only moved it into the
+ * pool, where it crowded out subscribers that were keeping up. */
+#define READS_PER_CALLBACK 1
 /* Reading as soon as the group is readable wakes the daemon for nearly
  * every event under load, and both the writer and the daemon pay for the
  * switches (the writer ~1.9x slower against ~1.3x for a reader that naps).
@@ -1370,9 +1375,8 @@ int source_fanotify_new(struct event_base *base, const struct source_sink *sink,
 	f->nap = evtimer_new(base, on_nap_end, f);
 	if (!f->nap)
 		goto fail;
-	/* the kernel's queue first: see source.h */
-	(void)event_priority_set(f->ev, SOURCE_PRIORITY);
-	(void)event_priority_set(f->nap, SOURCE_PRIORITY);
+	/* the queue is unlimited, so nothing is lost by letting clients have
+	 * their turn between reads: the events (the default priority) */
 
 	f->epfd = epoll_create1(EPOLL_CLOEXEC);
 	f->mifd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);

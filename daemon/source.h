@@ -27,12 +27,14 @@
 
 #include "pool.h"
 
-/* The libevent priority of a source's kernel reads.  The kernel's queue
- * is bounded and its overflow costs every subscriber, while the pool's
- * bound costs only the slow ones, so whenever a source is readable it goes
- * before the work of serving clients.  The daemon initialises the base with
- * SOURCE_PRIORITY + 2 priorities (clients get the default, the middle one);
- * on a base without priorities the call fails harmlessly. */
+/* The libevent priority of the reads of a bounded kernel queue (inotify):
+ * its overflow costs every subscriber, while the pool's bound costs only the
+ * slow ones, so whenever such a source is readable it goes before the work
+ * of serving clients.  A source whose queue is unbounded (fanotify with
+ * FAN_UNLIMITED_QUEUE) keeps the default priority and takes turns with the
+ * clients instead.  The daemon initialises the base with SOURCE_PRIORITY + 2
+ * priorities (clients get the default, the middle one); on a base without
+ * priorities the call fails harmlessly. */
 #define SOURCE_PRIORITY 0
 
 struct source_event {
