@@ -730,7 +730,9 @@ static char *event_json(const fsnote_event *e)
 	json_object_set_new(o, "pid", json_integer((json_int_t)fsnote_event_pid(e)));
 	json_attrs(o, e, false, "");
 	uint64_t t = fsnote_event_time_ns(e);
-	json_object_set_new(o, "time", json_real((double)t / 1e9));
+	/* truncated to the microsecond, as the human output is: whole
+	 * microseconds divided by 1e6 print back exactly at 16 digits */
+	json_object_set_new(o, "time", json_real((double)(t / 1000) / 1e6));
 	json_object_set_new(o, "time_ns", json_integer((json_int_t)t));
 	if (dest)
 		json_attrs(o, e, true, "dest_");
