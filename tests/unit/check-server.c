@@ -509,6 +509,13 @@ START_TEST(test_opath_and_file_refused)
 	int opath = open(watch_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_eq(subscribe(fd, opath, NULL), -EBADF);
 	close(opath);
+	/* O_DIRECTORY is not required (fsnote-protocol(7)): a plain read-only
+	 * descriptor of a directory proves the same access */
+	int plain = open(watch_dir, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_gt(subscribe(fd, plain, NULL), 0);
+	close(plain);
+	int wr = open(watch_dir, O_RDWR | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_lt(wr, 0); /* a directory cannot be opened for writing at all */
 
 	mkpath("plainfile", file, sizeof(file));
 	touch(file);
@@ -1006,6 +1013,21 @@ START_TEST(test_inject)
 	const struct seen *s = find(seen, n, FSNOTE_EV_MODIFY, p);
 	ck_assert_msg(s, "the injected event did not arrive");
 	ck_assert(s->flags & FSNOTE_FLAG_INJECTED);
+
+	/* nobody wants it: it still takes an ID of its own (fsnote-protocol(7)) */
+	uint64_t before = 0, got = 0;
+	ck_assert_int_eq(simple_request(fd, FSNOTE_REQ_CURRENT_ID, 7, 0, &rec), 0);
+	ck_assert_int_eq(codec_get_u64(&rec, FSNOTE_ARG_ID, &before), 0);
+	codec_writer_init(&w, buf, sizeof(buf), FSNOTE_REQ_INJECT);
+	codec_put_u32(&w, FSNOTE_ARG_REQ_ID, 8);
+	codec_put_u32(&w, FSNOTE_ARG_EVENT_TYPE, FSNOTE_EV_CREATE);
+	codec_put_cstring(&w, FSNOTE_ARG_PATH, "/nowhere/watched/at-all");
+	n = codec_writer_finish(&w);
+	ck_assert_int_eq(send_fds(fd, buf, (size_t)n, NULL, 0), 0);
+	ck_assert_int_eq(wait_reply(fd, 8, &rec), 0);
+	ck_assert_uint_eq(rec.type, FSNOTE_REP_INJECTED);
+	ck_assert_int_eq(codec_get_u64(&rec, FSNOTE_ARG_ID, &got), 0);
+	ck_assert_uint_gt(got, before);
 	close(fd);
 }
 END_TEST
