@@ -39,6 +39,7 @@ struct uid_acct {
 	uint32_t connections;
 	uint32_t subscriptions;
 	size_t queued_bytes;
+	struct source_budget watches;  /* kernel watches (inotify), max_watches_per_uid */
 	struct uid_acct *next;
 };
 

@@ -333,10 +333,11 @@ static void handle_status(struct client *c, uint32_t req_id)
 	json_object_set_new(root, "sources", sources);
 	sub_status(d, c, root);
 	json_object_set_new(root, "limits",
-			    json_pack("{s:I,s:I,s:I,s:I}", "max_connections_per_uid",
+			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "max_connections_per_uid",
 				      (json_int_t)d->cfg.max_connections_per_uid,
 				      "max_subscriptions_per_uid",
 				      (json_int_t)d->cfg.max_subscriptions_per_uid,
+				      "max_watches_per_uid", (json_int_t)d->cfg.max_watches_per_uid,
 				      "max_queued_bytes_per_uid",
 				      (json_int_t)d->cfg.max_queued_bytes_per_uid, "ring_max_depth",
 				      (json_int_t)d->cfg.ring_max_depth));
@@ -991,6 +992,8 @@ void server_free_clients(struct daemon *d)
 {
 	while (d->clients)
 		client_free(d->clients);
+	/* lingering watches are charged to the accounts freed below */
+	sub_free_lingers(d);
 	if (d->listener) {
 		evconnlistener_free(d->listener);
 		d->listener = NULL;

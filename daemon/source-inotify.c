@@ -73,6 +73,7 @@ struct node {
 	uint32_t n_ws, cap_ws;
 	uint32_t hash;
 	uint64_t own_drain;             /* opened by the daemon before drain own_drain - 1 ended */
+	struct source_budget *charged;  /* whose kernel watch this is, or NULL */
 	size_t name_len;
 	char *name;
 };
@@ -86,6 +87,7 @@ struct source_watch {
 	uint32_t flags;                 /* SOURCE_WATCH_* */
 	char *const *excludes;          /* borrowed for the life of the watch */
 	size_t n_excludes;
+	struct source_budget *budget;   /* charged for the kernel watches it adds */
 	bool errored;                   /* watch_error already sent */
 };
 
@@ -322,9 +324,38 @@ static void ws_del(struct node *n, const struct source_watch *w)
 	for (uint32_t i = 0; i < n->n_ws; i++) {
 		if (n->ws[i] == w) {
 			n->ws[i] = n->ws[--n->n_ws];
-			return;
+			break;
 		}
 	}
+	/* the kernel watch stays while others cover the directory: it is then
+	 * theirs to pay for */
+	if (!n->charged || n->charged != w->budget)
+		return;
+	for (uint32_t i = 0; i < n->n_ws; i++)
+		if (n->ws[i]->budget == n->charged)
+			return;
+	n->charged->used--;
+	n->charged = n->n_ws ? n->ws[0]->budget : NULL;
+	if (n->charged)
+		n->charged->used++;
+}
+
+/* Who pays for a new kernel watch on a directory covered by the candidates
+ * marked in @in: the first whose budget has room, or nobody when one has
+ * no budget.  Returns false when every budget is spent. */
+static bool budget_for(struct source_watch **ws, const uint8_t *in, size_t n,
+		       struct source_budget **ret)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!in[i])
+			continue;
+		struct source_budget *b = ws[i]->budget;
+		if (!b || b->used < b->limit) {
+			*ret = b;
+			return true;
+		}
+	}
+	return false;
 }
 
 static struct node *node_new(struct isrc *s, int wd, const struct stat *st, struct node *parent,
@@ -390,6 +421,8 @@ static void node_free(struct isrc *s, struct node *n)
 	if (d && --d->nodes == 0)
 		*d = s->devs[--s->n_devs];
 	s->n_nodes--;
+	if (n->charged)
+		n->charged->used--;
 	free(n->ws);
 	free(n->name);
 	free(n);
@@ -753,12 +786,26 @@ static int walk_push(struct walk *w, int fd, struct node *parent, const char *na
 		close(fd);
 		return walk_fail(w, wd, in);
 	}
+	/* a new kernel watch is charged to a uid (max_watches_per_uid) */
+	struct node *known = wd_find(s, wd);
+	bool fresh = !known || known->dev != (uint64_t)st.st_dev || known->ino != (uint64_t)st.st_ino;
+	struct source_budget *pay = NULL;
+	if (fresh && !budget_for(w->ws, in, w->n_ws, &pay)) {
+		if (!known)
+			(void)inotify_rm_watch(s->fd, wd);
+		close(fd);
+		return walk_fail(w, -EDQUOT, in);
+	}
 	struct node *n = node_get(s, wd, &st, parent, parent ? name : w->path, parent ? nl : plen);
 	if (!n) {
 		if (!wd_find(s, wd))
 			(void)inotify_rm_watch(s->fd, wd);
 		close(fd);
 		return walk_fail(w, -ENOMEM, in);
+	}
+	if (fresh && !n->charged && pay) {
+		n->charged = pay;
+		pay->used++;
 	}
 	for (size_t i = 0; i < w->n_ws; i++) {
 		if (in[i] && ws_add(n, w->ws[i]) < 0) {
@@ -1463,7 +1510,8 @@ static int isrc_watch(struct source *src, int dirfd, const char *path, uint32_t 
 	memcpy(root_path, path, plen);
 	root_path[plen] = '\0';
 	*w = (struct source_watch){ .src = s, .dev = (uint64_t)st.st_dev, .flags = flags,
-				    .excludes = excludes, .n_excludes = n_excludes };
+				    .excludes = excludes, .n_excludes = n_excludes,
+				    .budget = src->charge_to };
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		int r = -errno;

@@ -113,8 +113,20 @@ struct source_ops {
 	void (*free)(struct source *s);
 };
 
+/* Kernel watches charged to one uid (inotify: one per directory).  The
+ * core owns it and keeps it alive while any watch charged to it exists. */
+struct source_budget {
+	uint64_t used;
+	uint64_t limit;         /* UINT64_MAX: none */
+};
+
 struct source {
 	const struct source_ops *ops;
+	/* Set by the core around ops->watch(): the kernel watches that call
+	 * adds, and those its watch later adds as the tree grows, are charged
+	 * here (NULL: to nobody).  A source whose watches cost nothing per
+	 * directory ignores it. */
+	struct source_budget *charge_to;
 };
 
 /* Each returns 0 or -errno (-EPERM without the needed capability, -ENOSYS

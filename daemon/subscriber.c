@@ -297,6 +297,43 @@ static bool linger_take(struct daemon *d, struct sub *s)
 	return true;
 }
 
+/* Gives up the lingering watches of @uid ((uid_t)-1: everyone's), oldest
+ * first, when a subscription needs their kernel watches.  Returns true if
+ * there were any. */
+static bool linger_release(struct daemon *d, uid_t uid)
+{
+	bool any = false;
+
+	for (struct lingering *l = d->lingers, *next; l; l = next) {
+		next = l->next;
+		if (uid != (uid_t)-1 && l->uid != uid)
+			continue;
+		linger_free(l);
+		any = true;
+	}
+	if (any)
+		log_info("gave up lingering watches%s to make room for a subscription",
+			 uid == (uid_t)-1 ? "" : " of that uid");
+	return any;
+}
+
+/* The per-uid watch limit in force for @c. */
+static uint64_t watch_limit(const struct daemon *d, const struct client *c)
+{
+	if (c->privileged)
+		return UINT64_MAX;
+	if (d->cfg.max_watches_per_uid)
+		return d->cfg.max_watches_per_uid;
+	long kernel = 8192; /* the kernel's old default, when /proc cannot say */
+	FILE *f = fopen("/proc/sys/fs/inotify/max_user_watches", "re");
+	if (f) {
+		if (fscanf(f, "%ld", &kernel) != 1 || kernel < 4)
+			kernel = 8192;
+		fclose(f);
+	}
+	return (uint64_t)kernel / 4;
+}
+
 /* The filesystem @dev is gone: so are its lingering watches. */
 static void linger_drop_dev(struct daemon *d, uint64_t dev)
 {
@@ -671,7 +708,9 @@ static void sink_watch_error(void *ctx, struct source_watch *w, int error)
 				if (s->anchors[i].watch != w)
 					continue;
 				log_warn("subscription %u (uid %u) is incomplete: %s", s->id, c->uid,
-					 strerror(-error));
+					 error == -EDQUOT ? "its uid reached max_watches_per_uid" :
+					 error == -ENOSPC ? "fs.inotify.max_user_watches reached" :
+							    strerror(-error));
 				s->anchors[i].covered_from = UINT64_MAX;
 				ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN,
 						  0, 0, 0, NULL);
@@ -1044,8 +1083,10 @@ static int anchor_watch(struct source *src, struct anchor *a, int dirfd, const c
 	int r;
 
 	*reason = NULL;
+	src->charge_to = &a->sub->client->acct->watches;
 	r = src->ops->watch(src, dirfd, abs, wflags, a->sub->excludes, a->sub->n_excludes, &a->watch,
 			    &info, reason);
+	src->charge_to = NULL;
 	if (r < 0)
 		return r;
 	if (fstat(dirfd, &st) < 0) {
@@ -1365,6 +1406,7 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 	r = parse_options(d, s, req, &since, &has_since, err, errlen);
 	if (r < 0)
 		goto fail;
+	c->acct->watches.limit = watch_limit(d, c);
 
 	if (s->flags & FSNOTE_SUB_SYSTEM) {
 		if (!c->privileged) {
@@ -1414,6 +1456,12 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		const char *reason = NULL;
 		uint32_t wflags = (s->flags & FSNOTE_SUB_CHILDREN) ? 0 : SOURCE_WATCH_RECURSIVE;
 		r = watch_dir(d, &s->anchors[0], own_fd, abs, wflags, &s->event_flags, &reason);
+		/* kernel watches held only for a resume make room for a live
+		 * subscription: the user's own at its limit, anyone's at the
+		 * kernel's */
+		if ((r == -EDQUOT || r == -ENOSPC) &&
+		    linger_release(d, r == -EDQUOT ? c->uid : (uid_t)-1))
+			r = watch_dir(d, &s->anchors[0], own_fd, abs, wflags, &s->event_flags, &reason);
 		close(own_fd);
 		own_fd = -1;
 		if (r < 0) {
@@ -1422,6 +1470,12 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 				snprintf(err, errlen, "kernel watch limit reached%s%s "
 						      "(fs.inotify.max_user_watches)",
 					 reason ? ": " : "", reason ? reason : "");
+			else if (r == -EDQUOT)
+				snprintf(err, errlen, "kernel watch limit for uid %u reached: its "
+						      "subscriptions hold %llu directories "
+						      "(max_watches_per_uid %llu)",
+					 c->uid, (unsigned long long)c->acct->watches.used,
+					 (unsigned long long)c->acct->watches.limit);
 			else
 				snprintf(err, errlen, "%s", reason ? reason : strerror(-r));
 			goto fail;

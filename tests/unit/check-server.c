@@ -1442,6 +1442,128 @@ START_TEST(test_own_scans_not_reported)
 }
 END_TEST
 
+/* --- kernel watches per uid ---------------------------------------------------- */
+
+static void make_tree(const char *top, int subdirs)
+{
+	char p[400];
+	ck_assert_int_eq(mkdir(top, 0755), 0);
+	for (int i = 0; i < subdirs; i++) {
+		snprintf(p, sizeof(p), "%s/d%02d", top, i);
+		ck_assert_int_eq(mkdir(p, 0755), 0);
+	}
+}
+
+static int sub_message_has(int fd, const char *dir, const char *needle)
+{
+	uint8_t buf[256];
+	struct codec_writer w;
+	struct codec_record rec;
+	const char *msg = "";
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	codec_writer_init(&w, buf, sizeof(buf), FSNOTE_REQ_SUBSCRIBE);
+	codec_put_u32(&w, FSNOTE_ARG_REQ_ID, 3);
+	codec_put_u32(&w, FSNOTE_ARG_SUB_FLAGS, 0);
+	int n = codec_writer_finish(&w);
+	if (dirfd < 0 || send_fds(fd, buf, (size_t)n, &dirfd, 1) < 0 || wait_reply(fd, 3, &rec) < 0)
+		return -1;
+	close(dirfd);
+	(void)codec_get_string(&rec, FSNOTE_ARG_MESSAGE, &msg, NULL);
+	if (rec.type != FSNOTE_REP_ERROR || reply_errno(&rec) != -EDQUOT || !strstr(msg, needle)) {
+		fprintf(stderr, "expected EDQUOT mentioning %s, got type 0x%x: %s\n", needle, rec.type, msg);
+		return -1;
+	}
+	return 0;
+}
+
+static char quota_dir[300];
+
+static int watch_quota_as_nobody(void *arg)
+{
+	char a[400], b[400], c[400], p[500];
+	static struct seen seen[64];
+	(void)arg;
+
+	snprintf(a, sizeof(a), "%s/a", quota_dir);
+	snprintf(b, sizeof(b), "%s/b", quota_dir);
+	snprintf(c, sizeof(c), "%s/c", quota_dir);
+	/* 31 directories: past the limit of 20 at once */
+	int fd = connect_hello();
+	if (fd < 0 || sub_message_has(fd, c, "max_watches_per_uid") < 0)
+		return 1;
+	/* 16, then 16 more while the first are live: refused */
+	int fa = connect_hello();
+	if (fa < 0 || subscribe_path(fa, a, NULL) <= 0)
+		return 2;
+	if (sub_message_has(fd, b, "max_watches_per_uid") < 0)
+		return 3;
+	/* once the first subscription only lingers, its watches make room */
+	close(fa);
+	int sb = -1;
+	for (int i = 0; i < 200 && sb <= 0; i++) {
+		sb = subscribe_path(fd, b, NULL);
+		if (sb <= 0)
+			usleep(10000); /* until the daemon has noticed the close */
+	}
+	if (sb <= 0) {
+		fprintf(stderr, "lingering watches were not given up: %d\n", sb);
+		return 4;
+	}
+	/* growing past the limit: the subscriber is told its watch is incomplete */
+	for (int i = 0; i < 8; i++) {
+		snprintf(p, sizeof(p), "%s/grown%d", b, i);
+		if (mkdir(p, 0755) < 0)
+			return 5;
+	}
+	int n = flush_collect(fd, (uint32_t)sb, seen, 64);
+	bool told = false;
+	for (int i = 0; i < n; i++)
+		told |= seen[i].type == FSNOTE_EV_DROPPED && (seen[i].flags & FSNOTE_FLAG_MUST_RESCAN);
+	if (!told) {
+		fprintf(stderr, "growth past the limit was not reported (%d records)\n", n);
+		return 6;
+	}
+	close(fd);
+	return 0;
+}
+
+/* On inotify every directory costs a kernel watch from one limit shared by
+ * all users: each uid is charged for the watches its subscriptions add, up
+ * to max_watches_per_uid, and its lingering watches give way. */
+START_TEST(test_watches_per_uid)
+{
+	char c[400];
+
+	snprintf(sock_path, sizeof(sock_path), "%s/run/quota.sock", base_dir);
+	snprintf(cfg_path, sizeof(cfg_path), "%s/quota.json", base_dir);
+	FILE *f = fopen(cfg_path, "w");
+	ck_assert(f);
+	fprintf(f, "{ \"max_watches_per_uid\": 20, \"latency_ms\": 0 }\n");
+	fclose(f);
+	ck_assert_int_eq(start_daemon("inotify"), 0);
+
+	snprintf(quota_dir, sizeof(quota_dir), "%s/quota", watch_dir);
+	ck_assert_int_eq(mkdir(quota_dir, 0755), 0);
+	char a[400], b[400];
+	snprintf(a, sizeof(a), "%s/a", quota_dir);
+	snprintf(b, sizeof(b), "%s/b", quota_dir);
+	snprintf(c, sizeof(c), "%s/c", quota_dir);
+	make_tree(a, 15);
+	make_tree(b, 15);
+	make_tree(c, 30);
+	ck_assert_int_eq(chmod(b, 0777), 0); /* nobody grows it */
+	ck_assert_int_eq(as_nobody(watch_quota_as_nobody, NULL), 0);
+	/* root is not limited */
+	int fd = connect_hello();
+	ck_assert_int_gt(subscribe_path(fd, c, NULL), 0);
+	close(fd);
+	daemon_still_serves();
+	kill(daemon_pid, SIGTERM);
+	waitpid(daemon_pid, NULL, 0);
+}
+END_TEST
+
 /* --- setup ------------------------------------------------------------------ */
 
 static int start_daemon(const char *backend)
@@ -1529,6 +1651,7 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_pipelined_requests_all_answered);
 	tcase_add_test(tc, test_flush_many_pending);
 	tcase_add_test(tc, test_unread_replies_do_not_lock_out);
+	tcase_add_test(tc, test_watches_per_uid);
 	suite_add_tcase(s, tc);
 	return s;
 }
