@@ -137,6 +137,8 @@ static void resume_reading(struct client *c)
 	if (!c->read_paused || c->closing || evbuffer_get_length(c->out) >= OUT_HIGH_WATER / 2)
 		return;
 	c->read_paused = false;
+	if (c->pending_sub)
+		return; /* reading resumes with its reply */
 	event_add(c->ev_read, NULL);
 	/* requests read before the pause are not news to the socket: the
 	 * read event would never fire for them */
@@ -251,21 +253,11 @@ static void handle_hello(struct client *c, const struct codec_record *rec)
 	queue_frame(c, buf, codec_writer_finish(&w));
 }
 
-static void handle_subscribe(struct client *c, const struct codec_record *rec, uint32_t req_id,
-			     int fd)
+static void reply_subscribed(struct client *c, uint32_t req_id, const struct sub *s)
 {
 	uint8_t buf[FSNOTE_PATH_MAX + 1024];
-	char err[FSNOTE_MESSAGE_MAX] = "";
 	struct codec_writer w;
-	struct sub *s;
 
-	int r = sub_create(c->d, c, rec, fd, &s, err, sizeof(err));
-	if (r < 0) {
-		server_send_error(c, req_id, r, "%s", err);
-		return;
-	}
-	log_debug("uid %u pid %d subscribed to %s (subscription %u)", c->uid, (int)c->pid,
-		  s->n_anchors ? s->anchors[0].root_abs : "-", s->id);
 	codec_writer_init(&w, buf, sizeof(buf), FSNOTE_REP_SUBSCRIBED);
 	codec_put_u32(&w, FSNOTE_ARG_REQ_ID, req_id);
 	codec_put_u32(&w, FSNOTE_ARG_SUB_ID, s->id);
@@ -283,6 +275,44 @@ static void handle_subscribe(struct client *c, const struct codec_record *rec, u
 					       "this host's mount: changes made elsewhere are not seen");
 	}
 	queue_frame(c, buf, codec_writer_finish(&w));
+}
+
+static void handle_subscribe(struct client *c, const struct codec_record *rec, uint32_t req_id,
+			     int fd)
+{
+	char err[FSNOTE_MESSAGE_MAX] = "";
+	struct sub *s;
+
+	int r = sub_create(c->d, c, rec, fd, &s, err, sizeof(err));
+	if (r < 0) {
+		server_send_error(c, req_id, r, "%s", err);
+		return;
+	}
+	if (r == SUB_PENDING) {
+		/* a large tree is walked in turns, other clients served between
+		 * them; this client's later requests wait for its reply */
+		c->pending_sub = s;
+		c->pending_req = req_id;
+		event_del(c->ev_read);
+		return;
+	}
+	log_debug("uid %u pid %d subscribed to %s (subscription %u)", c->uid, (int)c->pid,
+		  s->n_anchors ? s->anchors[0].root_abs : "-", s->id);
+	reply_subscribed(c, req_id, s);
+}
+
+void server_subscribe_done(struct client *c, struct sub *s, int r, const char *err)
+{
+	if (s)
+		reply_subscribed(c, c->pending_req, s);
+	else
+		server_send_error(c, c->pending_req, r, "%s", err);
+	if (c->closing)
+		return;
+	if (!c->read_paused)
+		event_add(c->ev_read, NULL);
+	process_frames(c); /* what came meanwhile */
+	event_add(c->ev_write, NULL);
 }
 
 static void reply_id(struct client *c, uint16_t type, uint32_t req_id, uint32_t sub_id, uint64_t id)
@@ -471,7 +501,7 @@ static void process_frames(struct client *c)
 {
 	static struct codec_record rec; /* large; the daemon is single-threaded */
 
-	while (!c->closing) {
+	while (!c->closing && !c->pending_sub) {
 		size_t avail = evbuffer_get_length(c->in);
 		uint32_t max = c->hello_done ? FSNOTE_REQUEST_MAX : HANDSHAKE_FRAME_MAX;
 		uint32_t len;
@@ -628,7 +658,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		process_frames(c);
-		if (c->closing || c->read_paused)
+		if (c->closing || c->read_paused || c->pending_sub)
 			return;
 		/* a client that sent half a frame and a descriptor: wait for the rest */
 	}
@@ -654,6 +684,8 @@ static void client_free(struct client *c)
 
 	while (c->subs)
 		sub_destroy(c->subs);
+	if (c->pending_sub)
+		sub_abandon(c->pending_sub);
 	if (c->pending_fd >= 0)
 		close(c->pending_fd);
 	event_free(c->ev_read);

@@ -53,6 +53,12 @@
 #define KEEP_FDS 64                     /* walk levels that keep their fd */
 #define PATH_BUF (2 * FSNOTE_PATH_MAX)  /* longer paths cannot be reported */
 #define DENTS_BUF (64 * 1024)
+/* A new subscription's tree is walked WALK_SLICE directories per turn of
+ * the event loop, so that other clients are served meanwhile; at most
+ * WALKS_MAX walks (each holding up to KEEP_FDS descriptors) go on at once,
+ * later ones are walked in one go. */
+#define WALK_SLICE 256
+#define WALKS_MAX 16
 
 /* Always watched: what keeps the table in step with the tree. */
 #define MASK_TREE (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | \
@@ -88,6 +94,7 @@ struct source_watch {
 	char *const *excludes;          /* borrowed for the life of the watch */
 	size_t n_excludes;
 	struct source_budget *budget;   /* charged for the kernel watches it adds */
+	struct walk *walk;              /* still being set up, a slice per turn */
 	bool errored;                   /* watch_error already sent */
 };
 
@@ -126,6 +133,8 @@ struct isrc {
 	size_t n_pend;
 	uint64_t read_seq;
 	uint64_t drains;                /* reads that found the queue empty */
+	struct event *ev_walk;          /* the next slice of the pending walks */
+	size_t n_walks;                 /* watches with a walk pending */
 	uint64_t events_read, overflows, watch_errors, skipped, unmounts;
 	char path[PATH_BUF], path2[PATH_BUF];
 };
@@ -391,6 +400,8 @@ static struct node *node_new(struct isrc *s, int wd, const struct stat *st, stru
 	return n;
 }
 
+static void walks_forget(struct isrc *s, const struct node *n);
+
 /* Frees @n; children still covered by other watches become roots.  Watches
  * rooted here die (their root becomes NULL). */
 static void node_free(struct isrc *s, struct node *n)
@@ -413,6 +424,8 @@ static void node_free(struct isrc *s, struct node *n)
 	for (struct source_watch *w = n->rooted; w; w = w->rooted_next)
 		w->root = NULL;
 	n->rooted = NULL;
+	if (s->n_walks)
+		walks_forget(s, n);
 	node_unplace(s, n);
 	unchain(&s->wd_tab[wd_slot(s, n->wd)], n, true);
 	if (!n->ignored)
@@ -899,13 +912,20 @@ static bool watch_excludes(const struct source_watch *sw, const char *rel, size_
 	return sw->n_excludes && exclude_match(sw->excludes, sw->n_excludes, rel, len);
 }
 
-/* Walks depth first from what walk_push() stacked. */
-static int walk_run(struct walk *w)
+/* Walks depth first from what walk_push() stacked, at most @slice
+ * directories (0: all).  Returns 0 when done, 1 when there is more, or
+ * -errno. */
+static int walk_run(struct walk *w, size_t slice)
 {
+	size_t pushed = 0;
+
 	while (w->depth > 0) {
 		size_t d = w->depth - 1;
 		struct frame *f = &w->fr[d];
-		if (f->pos >= f->names_len) {
+		if (slice && pushed >= slice)
+			return 1;
+		/* a directory removed while its frame waited: nothing below it */
+		if (f->pos >= f->names_len || !f->node) {
 			if (f->fd >= 0)
 				close(f->fd);
 			free(f->names);
@@ -947,8 +967,24 @@ static int walk_run(struct walk *w)
 				 walk_push(w, fd, f->node, name, nl, (size_t)len);
 		if (r < 0)
 			return r;
+		pushed++;
 	}
 	return 0;
+}
+
+/* @n is going: the frames of pending walks that would place directories
+ * under it are dropped. */
+static void walks_forget(struct isrc *s, const struct node *n)
+{
+	for (struct source_watch *sw = s->watches; sw; sw = sw->next) {
+		if (!sw->walk)
+			continue;
+		for (size_t i = 0; i < sw->walk->depth; i++)
+			if (sw->walk->fr[i].node == n)
+				sw->walk->fr[i].node = NULL;
+		if (sw->walk->top == n)
+			sw->walk->top = NULL;
+	}
 }
 
 /* Watches (and with @emit reports the contents of) the directory @fd at
@@ -972,7 +1008,7 @@ static int walk_tree(struct isrc *s, int fd, struct node *parent, const char *na
 	memcpy(walk_in(&w, 0), in0, n);
 	r = walk_push(&w, fd, parent, name, name ? strlen(name) : 0, plen);
 	if (r >= 0)
-		r = walk_run(&w);
+		r = walk_run(&w, 0);
 	if (ret_top)
 		*ret_top = w.top;
 	walk_done(&w);
@@ -1522,11 +1558,41 @@ static int isrc_watch(struct source *src, int dirfd, const char *path, uint32_t 
 	size_t before = s->n_nodes;
 	uint8_t one = 1;
 	struct node *top = NULL;
-	int r = walk_tree(s, fd, NULL, NULL, root_path, plen, &w, &one, 1, false, false, now_real_ns(),
-			  &top);
+	struct walk *wk = NULL;
+	int r;
+	if (src->may_defer && s->sink.watch_ready && s->n_walks < WALKS_MAX &&
+	    (flags & SOURCE_WATCH_RECURSIVE)) {
+		/* the first slice now, the rest in later turns */
+		wk = malloc(sizeof(*wk));
+		r = wk ? walk_init(wk, s, &w, 1, plen, false, false, now_real_ns()) : -ENOMEM;
+		if (r >= 0)
+			r = walk_reserve(wk, 1);
+		if (r < 0) {
+			close(fd);
+		} else {
+			memcpy(wk->path, root_path, plen + 1);
+			*walk_in(wk, 0) = 1;
+			r = walk_push(wk, fd, NULL, NULL, 0, plen);
+			if (r >= 0)
+				r = walk_run(wk, WALK_SLICE);
+			top = wk->top;
+		}
+		if (r != 1 && wk) {
+			walk_done(wk);
+			free(wk);
+			wk = NULL;
+		}
+	} else {
+		r = walk_tree(s, fd, NULL, NULL, root_path, plen, &w, &one, 1, false, false,
+			      now_real_ns(), &top);
+	}
 	if (r >= 0 && !top)
 		r = -ENOENT; /* the root itself vanished under us */
 	if (r < 0) {
+		if (wk) {
+			walk_done(wk);
+			free(wk);
+		}
 		if (top)
 			strip(s, w, top);
 		free(w);
@@ -1534,6 +1600,11 @@ static int isrc_watch(struct source *src, int dirfd, const char *path, uint32_t 
 		return r;
 	}
 	free(root_path);
+	if (wk) {
+		w->walk = wk;
+		s->n_walks++;
+		event_active(s->ev_walk, EV_TIMEOUT, 0);
+	}
 
 	w->root = top;
 	w->rooted_next = top->rooted;
@@ -1557,7 +1628,34 @@ static int isrc_watch(struct source *src, int dirfd, const char *path, uint32_t 
 	if (reason)
 		*ret_reason = reason;
 	*ret = w;
-	return 0;
+	return w->walk ? SOURCE_WATCH_PENDING : 0;
+}
+
+/* One slice of the first pending walk per turn; the sink hears of each
+ * walk's end, which may unwatch any watch. */
+static void walk_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct isrc *s = arg;
+	struct source_watch *w = s->watches;
+
+	while (w && !w->walk)
+		w = w->next;
+	if (!w)
+		return;
+	int r = walk_run(w->walk, WALK_SLICE);
+	if (r == 1) {
+		event_active(s->ev_walk, EV_TIMEOUT, 0);
+		return;
+	}
+	walk_done(w->walk);
+	free(w->walk);
+	w->walk = NULL;
+	s->n_walks--;
+	if (r == 0 && !w->root)
+		r = -ENOENT; /* the root went while it was walked */
+	if (s->n_walks)
+		event_active(s->ev_walk, EV_TIMEOUT, 0);
+	s->sink.watch_ready(s->sink.ctx, w, r);
 }
 
 static void isrc_unwatch(struct source *src, struct source_watch *w)
@@ -1566,6 +1664,12 @@ static void isrc_unwatch(struct source *src, struct source_watch *w)
 
 	if (!w)
 		return;
+	if (w->walk) {
+		walk_done(w->walk);
+		free(w->walk);
+		w->walk = NULL;
+		s->n_walks--;
+	}
 	if (w->root) {
 		for (struct source_watch **pp = &w->root->rooted; *pp; pp = &(*pp)->rooted_next) {
 			if (*pp == w) {
@@ -1668,8 +1772,14 @@ static void isrc_free(struct source *src)
 	while (s->watches) {
 		struct source_watch *w = s->watches;
 		s->watches = w->next;
+		if (w->walk) {
+			walk_done(w->walk);
+			free(w->walk);
+		}
 		free(w);
 	}
+	if (s->ev_walk)
+		event_free(s->ev_walk);
 	if (s->ev)
 		event_free(s->ev);
 	if (s->timer)
@@ -1713,12 +1823,14 @@ int source_inotify_new(struct event_base *base, const struct source_sink *sink, 
 	s->buf = malloc(READ_BUF);
 	s->ev = event_new(base, s->fd, EV_READ | EV_PERSIST, read_cb, s);
 	s->timer = evtimer_new(base, timer_cb, s);
+	s->ev_walk = event_new(base, -1, 0, walk_cb, s);
 	/* the kernel's queue first: see source.h */
 	if (s->ev)
 		(void)event_priority_set(s->ev, SOURCE_PRIORITY);
 	if (s->timer)
 		(void)event_priority_set(s->timer, SOURCE_PRIORITY);
-	if (!s->buf || !s->ev || !s->timer || event_add(s->ev, NULL) < 0 || tables_grow(s) < 0) {
+	if (!s->buf || !s->ev || !s->timer || !s->ev_walk || event_add(s->ev, NULL) < 0 ||
+	    tables_grow(s) < 0) {
 		isrc_free(&s->pub);
 		return -ENOMEM;
 	}

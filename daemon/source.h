@@ -71,7 +71,13 @@ struct source_sink {
 	/* A watch can no longer be kept complete (inotify: max_user_watches
 	 * exhausted while following new directories).  @error is -errno. */
 	void (*watch_error)(void *ctx, struct source_watch *w, int error);
+	/* A watch that ops->watch() left pending is complete (@error 0) or
+	 * failed (-errno, as ops->watch() would have).  May be NULL: sources
+	 * then never leave a watch pending. */
+	void (*watch_ready)(void *ctx, struct source_watch *w, int error);
 };
+
+#define SOURCE_WATCH_PENDING 1
 
 enum source_watch_flags {
 	SOURCE_WATCH_RECURSIVE = 1u << 0, /* the whole subtree (else the directory and its children) */
@@ -96,7 +102,11 @@ struct source_ops {
 	 * string), -ENOSPC when kernel watch limits are exhausted.  A source
 	 * that can watch only the changes made on this host returns 0 with
 	 * FSNOTE_FLAG_LOCAL_ONLY in ret_info->flags and the reason in
-	 * *ret_reason. */
+	 * *ret_reason.  When the core allows it (source.may_defer) and the
+	 * sink has watch_ready, a source may return SOURCE_WATCH_PENDING with
+	 * *ret and *ret_info filled: the watch is completed in later turns of
+	 * the event loop and watch_ready() says how it ended (unwatch before
+	 * that cancels it). */
 	int (*watch)(struct source *s, int dirfd, const char *path, uint32_t flags,
 		     char *const *excludes, size_t n_excludes, struct source_watch **ret,
 		     struct source_watch_info *ret_info, const char **ret_reason);
@@ -127,6 +137,9 @@ struct source {
 	 * here (NULL: to nobody).  A source whose watches cost nothing per
 	 * directory ignores it. */
 	struct source_budget *charge_to;
+	/* Set by the core around ops->watch() when the request can wait for a
+	 * watch to be completed in later turns (SOURCE_WATCH_PENDING). */
+	bool may_defer;
 };
 
 /* Each returns 0 or -errno (-EPERM without the needed capability, -ENOSYS

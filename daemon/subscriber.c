@@ -720,6 +720,43 @@ static void sink_watch_error(void *ctx, struct source_watch *w, int error)
 	}
 }
 
+static void sub_discard(struct sub *s);
+static int sub_finish(struct daemon *d, struct sub *s, uint64_t since, bool has_since, char *err,
+		      size_t errlen);
+static void watch_failed_message(const struct client *c, int r, const char *reason, char *err,
+				 size_t errlen);
+
+/* A pending subscription's watch is complete, or failed. */
+static void sink_watch_ready(void *ctx, struct source_watch *w, int error)
+{
+	struct daemon *d = ctx;
+
+	for (struct client *c = d->clients; c; c = c->next) {
+		struct sub *s = c->pending_sub;
+		if (!s || !s->n_anchors || s->anchors[0].watch != w)
+			continue;
+		char err[FSNOTE_MESSAGE_MAX] = "";
+		int r = error;
+		c->pending_sub = NULL;
+		s->pending = false;
+		if (r < 0)
+			watch_failed_message(c, r, NULL, err, sizeof(err));
+		else
+			r = sub_finish(d, s, s->since, s->has_since, err, sizeof(err));
+		if (r < 0) {
+			sub_discard(s);
+			s = NULL;
+			if (!err[0])
+				snprintf(err, sizeof(err), "%s", strerror(-r));
+		} else {
+			log_debug("uid %u pid %d subscribed to %s (subscription %u, walked in turns)",
+				  c->uid, (int)c->pid, s->anchors[0].root_abs, s->id);
+		}
+		server_subscribe_done(c, s, r, err);
+		return;
+	}
+}
+
 void sub_flush_sources(struct daemon *d)
 {
 	if (d->primary)
@@ -737,6 +774,7 @@ void sub_sink_init(struct daemon *d, struct source_sink *sink)
 		.lost = sink_lost,
 		.unmount = sink_unmount,
 		.watch_error = sink_watch_error,
+		.watch_ready = sink_watch_ready,
 	};
 }
 
@@ -1084,11 +1122,15 @@ static int anchor_watch(struct source *src, struct anchor *a, int dirfd, const c
 
 	*reason = NULL;
 	src->charge_to = &a->sub->client->acct->watches;
+	/* a single directory's request can wait; a whole-system one walks at once */
+	src->may_defer = !(a->sub->flags & FSNOTE_SUB_SYSTEM);
 	r = src->ops->watch(src, dirfd, abs, wflags, a->sub->excludes, a->sub->n_excludes, &a->watch,
 			    &info, reason);
 	src->charge_to = NULL;
+	src->may_defer = false;
 	if (r < 0)
 		return r;
+	int pending = r == SOURCE_WATCH_PENDING ? SOURCE_WATCH_PENDING : 0;
 	if (fstat(dirfd, &st) < 0) {
 		r = -errno;
 		src->ops->unwatch(src, a->watch);
@@ -1109,7 +1151,7 @@ static int anchor_watch(struct source *src, struct anchor *a, int dirfd, const c
 		a->watch = NULL;
 		return -ENOMEM;
 	}
-	return 0;
+	return pending;
 }
 
 static bool is_refusable(int r)
@@ -1372,6 +1414,111 @@ static int watch_system(struct daemon *d, struct sub *s, char *err, size_t errle
 	return 0;
 }
 
+/* Frees a subscription that was never linked, unwatching what it watches. */
+static void sub_discard(struct sub *s)
+{
+	for (size_t i = 0; i < s->n_anchors; i++) {
+		if (s->anchors[i].watch)
+			s->anchors[i].source->ops->unwatch(s->anchors[i].source, s->anchors[i].watch);
+		free_anchor_fields(&s->anchors[i]);
+	}
+	if (!(s->flags & FSNOTE_SUB_SYSTEM) && s->anchors && s->n_anchors == 0) {
+		if (s->anchors[0].watch)
+			s->anchors[0].source->ops->unwatch(s->anchors[0].source, s->anchors[0].watch);
+		free_anchor_fields(&s->anchors[0]);
+	}
+	free(s->anchors);
+	ring_free(s->ring);
+	for (size_t i = 0; i < s->n_excludes; i++)
+		free(s->excludes[i]);
+	free(s->excludes);
+	free(s);
+}
+
+void sub_abandon(struct sub *s)
+{
+	sub_discard(s);
+}
+
+/* The message for a watch that could not be set up. */
+static void watch_failed_message(const struct client *c, int r, const char *reason, char *err,
+				 size_t errlen)
+{
+	if (r == -ENOSPC)
+		snprintf(err, errlen, "kernel watch limit reached%s%s (fs.inotify.max_user_watches)",
+			 reason ? ": " : "", reason ? reason : "");
+	else if (r == -EDQUOT)
+		snprintf(err, errlen, "kernel watch limit for uid %u reached: its subscriptions hold "
+				      "%llu directories (max_watches_per_uid %llu)",
+			 c->uid, (unsigned long long)c->acct->watches.used,
+			 (unsigned long long)c->acct->watches.limit);
+	else
+		snprintf(err, errlen, "%s", reason ? reason : strerror(-r));
+}
+
+/* Everything after the watches: the ring, linking, the subscription's ID
+ * and the resume.  Returns 0, or -errno with @s still unlinked. */
+static int sub_finish(struct daemon *d, struct sub *s, uint64_t since, bool has_since, char *err,
+		      size_t errlen)
+{
+	struct client *c = s->client;
+	int r;
+
+	struct ring_config rc = { .depth = s->depth, .batch = s->batch, .latency_us = s->latency_us };
+	r = ring_new(d->pool, &rc, s->n_anchors == 1 ? s->anchors[0].root_src : "/", s, &s->ring);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot create the subscription's ring");
+		return r;
+	}
+	/* whatever the kernel has queued happened before this request: it
+	 * belongs in the history (a resume is answered from there), not in the
+	 * new subscription's live stream, so it is read before the
+	 * subscription is linked */
+	sub_flush_sources(d);
+	for (size_t i = 0; i < s->n_anchors; i++) {
+		r = anchor_link(d, &s->anchors[i]);
+		if (r < 0) {
+			for (size_t j = 0; j < i; j++)
+				anchor_unlink(d, &s->anchors[j]);
+			snprintf(err, errlen, "out of memory");
+			return r;
+		}
+	}
+
+	s->id = ++d->next_sub_id;
+	if (s->id == 0)
+		s->id = ++d->next_sub_id;
+	s->next = c->subs;
+	c->subs = s;
+	c->acct->subscriptions++;
+	d->n_subs++;
+	if (!s->privileged)
+		d->n_unprivileged++;
+	interest_change(d, s->mask, +1);
+	pool_subscriptions_changed(d->pool);
+
+	/* A watch that nothing covered before sees only what happens from now
+	 * on; events from before it began have no ID at all, so an ID marks the
+	 * point: a resume from before it is told it lost what came between. */
+	uint64_t cur = pool_current_id(d->pool);
+	bool fresh = false;
+	for (size_t i = 0; i < s->n_anchors; i++) {
+		uint64_t from = coverage_of(d, &s->anchors[i], s);
+		s->anchors[i].covered_from = from < cur ? from : cur;
+		fresh |= from == UINT64_MAX;
+	}
+	if (fresh) {
+		uint64_t mark = pool_mark(d->pool);
+		for (size_t i = 0; i < s->n_anchors; i++)
+			if (s->anchors[i].covered_from == cur)
+				s->anchors[i].covered_from = mark;
+		cur = mark;
+	}
+	if (has_since)
+		resume(d, s, since, cur);
+	return 0;
+}
+
 int sub_create(struct daemon *d, struct client *c, const struct codec_record *req, int dirfd,
 	       struct sub **ret, char *err, size_t errlen)
 {
@@ -1381,6 +1528,7 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 	bool has_since = false;
 	char abs[FSNOTE_PATH_MAX];
 	struct stat st;
+	bool pending = false;
 	int r;
 
 	if (c->acct->subscriptions >= d->cfg.max_subscriptions_per_uid) {
@@ -1466,21 +1614,11 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		own_fd = -1;
 		if (r < 0) {
 			/* the client knows the path it asked for */
-			if (r == -ENOSPC)
-				snprintf(err, errlen, "kernel watch limit reached%s%s "
-						      "(fs.inotify.max_user_watches)",
-					 reason ? ": " : "", reason ? reason : "");
-			else if (r == -EDQUOT)
-				snprintf(err, errlen, "kernel watch limit for uid %u reached: its "
-						      "subscriptions hold %llu directories "
-						      "(max_watches_per_uid %llu)",
-					 c->uid, (unsigned long long)c->acct->watches.used,
-					 (unsigned long long)c->acct->watches.limit);
-			else
-				snprintf(err, errlen, "%s", reason ? reason : strerror(-r));
+			watch_failed_message(c, r, reason, err, errlen);
 			goto fail;
 		}
 		s->n_anchors = 1;
+		pending = r == SOURCE_WATCH_PENDING;
 		if (s->event_flags & FSNOTE_FLAG_LOCAL_ONLY)
 			s->warning = reason;
 		/* asked for, never to come, would be silent emptiness */
@@ -1494,80 +1632,25 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		}
 	}
 
-	struct ring_config rc = { .depth = s->depth, .batch = s->batch, .latency_us = s->latency_us };
-	r = ring_new(d->pool, &rc, s->n_anchors == 1 ? s->anchors[0].root_src : "/", s, &s->ring);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot create the subscription's ring");
+	if (pending) {
+		/* the source completes the watch in later turns: sub_watch_ready()
+		 * finishes what follows */
+		s->since = since;
+		s->has_since = has_since;
+		s->pending = true;
+		*ret = s;
+		return SUB_PENDING;
+	}
+	r = sub_finish(d, s, since, has_since, err, errlen);
+	if (r < 0)
 		goto fail;
-	}
-	/* whatever the kernel has queued happened before this request: it
-	 * belongs in the history (a resume is answered from there), not in the
-	 * new subscription's live stream, so it is read before the
-	 * subscription is linked */
-	sub_flush_sources(d);
-	for (size_t i = 0; i < s->n_anchors; i++) {
-		r = anchor_link(d, &s->anchors[i]);
-		if (r < 0) {
-			for (size_t j = 0; j < i; j++)
-				anchor_unlink(d, &s->anchors[j]);
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-	}
-
-	s->id = ++d->next_sub_id;
-	if (s->id == 0)
-		s->id = ++d->next_sub_id;
-	s->next = c->subs;
-	c->subs = s;
-	c->acct->subscriptions++;
-	d->n_subs++;
-	if (!s->privileged)
-		d->n_unprivileged++;
-	interest_change(d, s->mask, +1);
-	pool_subscriptions_changed(d->pool);
-
-	/* A watch that nothing covered before sees only what happens from now
-	 * on; events from before it began have no ID at all, so an ID marks the
-	 * point: a resume from before it is told it lost what came between. */
-	uint64_t cur = pool_current_id(d->pool);
-	bool fresh = false;
-	for (size_t i = 0; i < s->n_anchors; i++) {
-		uint64_t from = coverage_of(d, &s->anchors[i], s);
-		s->anchors[i].covered_from = from < cur ? from : cur;
-		fresh |= from == UINT64_MAX;
-	}
-	if (fresh) {
-		uint64_t mark = pool_mark(d->pool);
-		for (size_t i = 0; i < s->n_anchors; i++)
-			if (s->anchors[i].covered_from == cur)
-				s->anchors[i].covered_from = mark;
-		cur = mark;
-	}
-	if (has_since)
-		resume(d, s, since, cur);
 	*ret = s;
 	return 0;
 
 fail:
 	if (own_fd >= 0)
 		close(own_fd);
-	for (size_t i = 0; i < s->n_anchors; i++) {
-		if (s->anchors[i].watch)
-			s->anchors[i].source->ops->unwatch(s->anchors[i].source, s->anchors[i].watch);
-		free_anchor_fields(&s->anchors[i]);
-	}
-	if (!(s->flags & FSNOTE_SUB_SYSTEM) && s->anchors && s->n_anchors == 0) {
-		if (s->anchors[0].watch)
-			s->anchors[0].source->ops->unwatch(s->anchors[0].source, s->anchors[0].watch);
-		free_anchor_fields(&s->anchors[0]);
-	}
-	free(s->anchors);
-	ring_free(s->ring);
-	for (size_t i = 0; i < s->n_excludes; i++)
-		free(s->excludes[i]);
-	free(s->excludes);
-	free(s);
+	sub_discard(s);
 	if (!err[0])
 		snprintf(err, errlen, "%s", strerror(-r));
 	return r;
