@@ -726,6 +726,42 @@ static int sub_finish(struct daemon *d, struct sub *s, uint64_t since, bool has_
 static void watch_failed_message(const struct client *c, int r, const char *reason, char *err,
 				 size_t errlen);
 
+static bool linger_release(struct daemon *d, uid_t uid);
+static void free_anchor_fields(struct anchor *a);
+static int watch_dir(struct daemon *d, struct anchor *a, int dirfd, const char *abs, uint32_t wflags,
+		     uint32_t *ret_flags, const char **reason);
+
+/* Starts the single-directory watch of pending @s again, by the path it
+ * was watched at (it must still be the same directory).  Returns what
+ * watch_dir() does. */
+static int rewatch(struct daemon *d, struct sub *s)
+{
+	struct anchor *a = &s->anchors[0];
+	char abs[FSNOTE_PATH_MAX];
+	uint64_t dev = a->dev, ino = a->root_ino;
+	const char *reason = NULL;
+	struct stat st;
+
+	snprintf(abs, sizeof(abs), "%s", a->root_abs);
+	a->source->ops->unwatch(a->source, a->watch);
+	free_anchor_fields(a);
+	*a = (struct anchor){ .sub = s };
+	s->n_anchors = 0;
+	int fd = open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino) {
+		close(fd);
+		return -ENOENT;
+	}
+	uint32_t wflags = (s->flags & FSNOTE_SUB_CHILDREN) ? 0 : SOURCE_WATCH_RECURSIVE;
+	int r = watch_dir(d, a, fd, abs, wflags, &s->event_flags, &reason);
+	close(fd);
+	if (r >= 0)
+		s->n_anchors = 1;
+	return r;
+}
+
 /* A pending subscription's watch is complete, or failed. */
 static void sink_watch_ready(void *ctx, struct source_watch *w, int error)
 {
@@ -739,6 +775,16 @@ static void sink_watch_ready(void *ctx, struct source_watch *w, int error)
 		int r = error;
 		c->pending_sub = NULL;
 		s->pending = false;
+		/* out of room: as at once, lingering watches give way first */
+		if ((r == -EDQUOT || r == -ENOSPC) &&
+		    linger_release(d, r == -EDQUOT ? c->uid : (uid_t)-1)) {
+			r = rewatch(d, s);
+			if (r == SOURCE_WATCH_PENDING) {
+				c->pending_sub = s;
+				s->pending = true;
+				return;
+			}
+		}
 		if (r < 0)
 			watch_failed_message(c, r, NULL, err, sizeof(err));
 		else

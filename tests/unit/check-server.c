@@ -1454,7 +1454,7 @@ static void make_tree(const char *top, int subdirs)
 	char p[400];
 	ck_assert_int_eq(mkdir(top, 0755), 0);
 	for (int i = 0; i < subdirs; i++) {
-		snprintf(p, sizeof(p), "%s/d%02d", top, i);
+		snprintf(p, sizeof(p), "%s/d%03d", top, i);
 		ck_assert_int_eq(mkdir(p, 0755), 0);
 	}
 }
@@ -1563,6 +1563,57 @@ START_TEST(test_watches_per_uid)
 	int fd = connect_hello();
 	ck_assert_int_gt(subscribe_path(fd, c, NULL), 0);
 	close(fd);
+	daemon_still_serves();
+	kill(daemon_pid, SIGTERM);
+	waitpid(daemon_pid, NULL, 0);
+}
+END_TEST
+
+static int big_quota_as_nobody(void *arg)
+{
+	char a[400], b[400];
+	(void)arg;
+
+	snprintf(a, sizeof(a), "%s/a", quota_dir);
+	snprintf(b, sizeof(b), "%s/b", quota_dir);
+	int fa = connect_hello();
+	if (fa < 0 || subscribe_path(fa, a, NULL) <= 0)
+		return 1;
+	close(fa); /* 300 watches linger */
+	/* the first slice of B's walk fits beside them, a later one does not:
+	 * the lingering watches still give way */
+	int fd = connect_hello();
+	int sb = -1;
+	for (int i = 0; i < 200 && sb <= 0; i++) {
+		sb = subscribe_path(fd, b, NULL);
+		if (sb <= 0) {
+			fprintf(stderr, "subscribe: %d\n", sb);
+			usleep(10000);
+		}
+	}
+	close(fd);
+	return sb > 0 ? 0 : 2;
+}
+
+/* The same when the limit is reached in a later slice of a long walk. */
+START_TEST(test_watches_per_uid_during_walk)
+{
+	char a[400], b[400];
+
+	snprintf(sock_path, sizeof(sock_path), "%s/run/quota2.sock", base_dir);
+	snprintf(cfg_path, sizeof(cfg_path), "%s/quota2.json", base_dir);
+	FILE *f = fopen(cfg_path, "w");
+	ck_assert(f);
+	fprintf(f, "{ \"max_watches_per_uid\": 600, \"latency_ms\": 0 }\n");
+	fclose(f);
+	ck_assert_int_eq(start_daemon("inotify"), 0);
+	snprintf(quota_dir, sizeof(quota_dir), "%s/quota2", watch_dir);
+	ck_assert_int_eq(mkdir(quota_dir, 0755), 0);
+	snprintf(a, sizeof(a), "%s/a", quota_dir);
+	snprintf(b, sizeof(b), "%s/b", quota_dir);
+	make_tree(a, 299);
+	make_tree(b, 399);
+	ck_assert_int_eq(as_nobody(big_quota_as_nobody, NULL), 0);
 	daemon_still_serves();
 	kill(daemon_pid, SIGTERM);
 	waitpid(daemon_pid, NULL, 0);
@@ -1740,6 +1791,7 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_flush_many_pending);
 	tcase_add_test(tc, test_unread_replies_do_not_lock_out);
 	tcase_add_test(tc, test_watches_per_uid);
+	tcase_add_test(tc, test_watches_per_uid_during_walk);
 	tcase_add_test(tc, test_large_subscribe_does_not_stall_others);
 	suite_add_tcase(s, tc);
 	return s;
