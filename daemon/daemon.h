@@ -101,6 +101,7 @@ struct sub {
 	bool privileged;              /* sees everything, pids included */
 	bool ending;                  /* unmounted or root deleted: free when drained */
 	bool pending;                 /* its watch is still being set up */
+	uint32_t n_pending;           /* anchors whose watch is still being set up */
 	bool has_since;               /* a resume, kept while pending */
 	uint64_t since;
 	struct sub *next;             /* client's list */

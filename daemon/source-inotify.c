@@ -95,6 +95,8 @@ struct source_watch {
 	size_t n_excludes;
 	struct source_budget *budget;   /* charged for the kernel watches it adds */
 	struct walk *walk;              /* still being set up, a slice per turn */
+	bool rewalk_due;                /* to walk again after an overflow, when a
+	                                 * walk slot is free */
 	bool errored;                   /* watch_error already sent */
 };
 
@@ -648,6 +650,7 @@ struct walk {
 	uint8_t *in;                    /* cap * n_ws: which candidates cover each frame */
 	char *path;
 	char *dents;
+	int error;                      /* a pending walk that could not go on: -errno */
 };
 
 static int walk_init(struct walk *w, struct isrc *s, struct source_watch **ws, size_t n,
@@ -1425,22 +1428,99 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	arm_timer(s);
 }
 
+/* Starts walking @w's tree from the directory @fd (taken) in slices, one
+ * per turn (walk_cb()).  A walk with @follow false is a watch's setup, whose
+ * end the sink hears of.  Returns 0 or -errno. */
+static int walk_begin(struct isrc *s, struct source_watch *w, int fd, struct node *parent,
+		      const char *name, const char *path, size_t plen, bool follow, uint64_t now)
+{
+	struct walk *wk = malloc(sizeof(*wk));
+	int r = wk ? walk_init(wk, s, &w, 1, plen, false, follow, now) : -ENOMEM;
+	if (r >= 0)
+		r = walk_reserve(wk, 1);
+	if (r < 0) {
+		close(fd);
+	} else {
+		memcpy(wk->path, path, plen + 1);
+		*walk_in(wk, 0) = 1;
+		r = walk_push(wk, fd, parent, name, name ? strlen(name) : 0, plen);
+	}
+	if (r < 0) {
+		if (wk)
+			walk_done(wk);
+		free(wk);
+		return r;
+	}
+	w->walk = wk;
+	s->n_walks++;
+	event_active(s->ev_walk, EV_TIMEOUT, 0);
+	return 0;
+}
+
+/* Starts the walks after an overflow that wait for a slot. */
+static void rewalk_next(struct isrc *s, uint64_t now)
+{
+	for (struct source_watch *w = s->watches; w && s->n_walks < WALKS_MAX; w = w->next) {
+		if (!w->rewalk_due)
+			continue;
+		w->rewalk_due = false;
+		if (!w->root || w->walk)
+			continue;
+		int len = node_path(w->root, s->path2, sizeof(s->path2));
+		int fd = len < 0 ? -1 : open_dir_at(AT_FDCWD, s->path2);
+		if (fd < 0)
+			continue;
+		struct node *r = w->root;
+		if (walk_begin(s, w, fd, r->parent, r->parent ? r->name : NULL, s->path2, (size_t)len,
+			       true, now) < 0) {
+			s->watch_errors++;
+			if (!w->errored) {
+				w->errored = true;
+				s->sink.watch_error(s->sink.ctx, w, -ENOMEM);
+			}
+		}
+	}
+}
+
+/* After an overflow every recursive watch is walked again for directories
+ * made meanwhile, in slices and at most WALKS_MAX at once (the others wait
+ * their turn): walking everything at once queued the daemon's own opens of
+ * every directory, which overflowed the queue again, and again.  A watch
+ * still being set up starts its walk over. */
 static void rewalk_all(struct isrc *s, uint64_t now)
 {
 	for (struct source_watch *w = s->watches; w; w = w->next) {
 		if (!w->root || !(w->flags & SOURCE_WATCH_RECURSIVE))
 			continue;
+		bool setup = w->walk && !w->walk->follow;
+		if (w->walk) {
+			walk_done(w->walk);
+			free(w->walk);
+			w->walk = NULL;
+			s->n_walks--;
+		}
+		if (!setup) {
+			w->rewalk_due = true;
+			continue;
+		}
 		int len = node_path(w->root, s->path2, sizeof(s->path2));
-		if (len < 0)
-			continue;
-		int fd = open_dir_at(AT_FDCWD, s->path2);
-		if (fd < 0)
-			continue;
-		uint8_t one = 1;
+		int fd = len < 0 ? -ENOENT : open_dir_at(AT_FDCWD, s->path2);
 		struct node *r = w->root;
-		(void)walk_tree(s, fd, r->parent, r->parent ? r->name : NULL, s->path2, (size_t)len, &w,
-				&one, 1, false, true, now, NULL);
+		int e = fd < 0 ? fd :
+			walk_begin(s, w, fd, r->parent, r->parent ? r->name : NULL, s->path2,
+				   (size_t)len, false, now);
+		if (e < 0) {
+			/* its subscription still waits: it fails next turn */
+			struct walk *wk = calloc(1, sizeof(*wk));
+			if (wk) {
+				wk->error = e;
+				w->walk = wk;
+				s->n_walks++;
+				event_active(s->ev_walk, EV_TIMEOUT, 0);
+			}
+		}
 	}
+	rewalk_next(s, now);
 }
 
 /* --- source_ops --------------------------------------------------------------- */
@@ -1642,20 +1722,23 @@ static void walk_cb(evutil_socket_t fd, short what, void *arg)
 		w = w->next;
 	if (!w)
 		return;
-	int r = walk_run(w->walk, WALK_SLICE);
+	int r = w->walk->error ? w->walk->error : walk_run(w->walk, WALK_SLICE);
 	if (r == 1) {
 		event_active(s->ev_walk, EV_TIMEOUT, 0);
 		return;
 	}
+	bool setup = !w->walk->follow;
 	walk_done(w->walk);
 	free(w->walk);
 	w->walk = NULL;
 	s->n_walks--;
+	rewalk_next(s, now_real_ns());
 	if (r == 0 && !w->root)
 		r = -ENOENT; /* the root went while it was walked */
 	if (s->n_walks)
 		event_active(s->ev_walk, EV_TIMEOUT, 0);
-	s->sink.watch_ready(s->sink.ctx, w, r);
+	if (setup)
+		s->sink.watch_ready(s->sink.ctx, w, r);
 }
 
 static void isrc_unwatch(struct source *src, struct source_watch *w)

@@ -769,14 +769,36 @@ static void sink_watch_ready(void *ctx, struct source_watch *w, int error)
 
 	for (struct client *c = d->clients; c; c = c->next) {
 		struct sub *s = c->pending_sub;
-		if (!s || !s->n_anchors || s->anchors[0].watch != w)
+		size_t k = 0;
+		while (s && k < s->n_anchors && s->anchors[k].watch != w)
+			k++;
+		if (!s || k == s->n_anchors)
 			continue;
 		char err[FSNOTE_MESSAGE_MAX] = "";
 		int r = error;
+		if (s->flags & FSNOTE_SUB_SYSTEM) {
+			/* one filesystem of many: as at once, one that cannot be
+			 * watched is skipped */
+			if (r < 0) {
+				struct anchor *a = &s->anchors[k];
+				log_debug("whole-system subscription skips %s: %s", a->root_abs,
+					  strerror(-r));
+				a->source->ops->unwatch(a->source, a->watch);
+				free_anchor_fields(a);
+				*a = s->anchors[--s->n_anchors];
+			}
+			if (--s->n_pending > 0)
+				return;
+			r = 0;
+			if (!s->n_anchors) {
+				r = -ENOENT;
+				snprintf(err, sizeof(err), "no filesystem could be watched");
+			}
+		}
 		c->pending_sub = NULL;
 		s->pending = false;
 		/* out of room: as at once, lingering watches give way first */
-		if ((r == -EDQUOT || r == -ENOSPC) &&
+		if (!(s->flags & FSNOTE_SUB_SYSTEM) && (r == -EDQUOT || r == -ENOSPC) &&
 		    linger_release(d, r == -EDQUOT ? c->uid : (uid_t)-1)) {
 			r = rewatch(d, s);
 			if (r == SOURCE_WATCH_PENDING) {
@@ -785,9 +807,9 @@ static void sink_watch_ready(void *ctx, struct source_watch *w, int error)
 				return;
 			}
 		}
-		if (r < 0)
+		if (r < 0 && !err[0])
 			watch_failed_message(c, r, NULL, err, sizeof(err));
-		else
+		else if (r >= 0)
 			r = sub_finish(d, s, s->since, s->has_since, err, sizeof(err));
 		if (r < 0) {
 			sub_discard(s);
@@ -1168,8 +1190,7 @@ static int anchor_watch(struct source *src, struct anchor *a, int dirfd, const c
 
 	*reason = NULL;
 	src->charge_to = &a->sub->client->acct->watches;
-	/* a single directory's request can wait; a whole-system one walks at once */
-	src->may_defer = !(a->sub->flags & FSNOTE_SUB_SYSTEM);
+	src->may_defer = true;
 	r = src->ops->watch(src, dirfd, abs, wflags, a->sub->excludes, a->sub->n_excludes, &a->watch,
 			    &info, reason);
 	src->charge_to = NULL;
@@ -1450,6 +1471,8 @@ static int watch_system(struct daemon *d, struct sub *s, char *err, size_t errle
 				  reason ? reason : strerror(-r));
 			continue;
 		}
+		if (r == SOURCE_WATCH_PENDING)
+			s->n_pending++; /* walked in turns: sink_watch_ready() */
 		s->n_anchors++;
 	}
 	endmntent(f);
@@ -1618,6 +1641,7 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		r = watch_system(d, s, err, errlen);
 		if (r < 0)
 			goto fail;
+		pending = s->n_pending > 0;
 	} else {
 		if (dirfd < 0) {
 			snprintf(err, errlen, "subscribe needs one directory descriptor (SCM_RIGHTS)");
@@ -1665,6 +1689,7 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		}
 		s->n_anchors = 1;
 		pending = r == SOURCE_WATCH_PENDING;
+		s->n_pending = pending;
 		if (s->event_flags & FSNOTE_FLAG_LOCAL_ONLY)
 			s->warning = reason;
 		/* asked for, never to come, would be silent emptiness */
