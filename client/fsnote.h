@@ -75,6 +75,7 @@ enum fsnote_flag {
 	FSNOTE_F_ROOT = 1u << 10,           /* the subscription's root itself */
 	FSNOTE_F_SUB_ENDED = 1u << 11,      /* the subscription is over */
 	FSNOTE_F_LOCAL_ONLY = 1u << 12,     /* only changes made on this host are seen */
+	FSNOTE_F_PATH_TOO_LONG = 1u << 13,  /* dropped: a path longer than the protocol carries */
 };
 
 /* Daemon features (fsnote_features()). */

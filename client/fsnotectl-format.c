@@ -550,7 +550,9 @@ void fmt_json(struct outbuf *o, const struct fmt_event *e)
 	add_i64(o, e->pid);
 	json_attrs(o, &e->attrs[0], false);
 	ADD_LIT(o, ",\"time\":");
-	add(o, real, fmt_real16(real, (double)e->time_ns / 1e9));
+	/* truncated to the microsecond, as the human output is: whole
+	 * microseconds over 1e6 print back exactly at sixteen digits */
+	add(o, real, fmt_real16(real, (double)(e->time_ns / 1000) / 1e6));
 	ADD_LIT(o, ",\"time_ns\":");
 	add_i64(o, (int64_t)e->time_ns);
 	if (e->dest)

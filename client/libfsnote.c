@@ -59,6 +59,8 @@
 
 /* The public flag and type numbers are the wire's. */
 _Static_assert((unsigned)FSNOTE_F_LOCAL_ONLY == (unsigned)FSNOTE_FLAG_LOCAL_ONLY, "flag numbering");
+_Static_assert((unsigned)FSNOTE_F_PATH_TOO_LONG == (unsigned)FSNOTE_FLAG_PATH_TOO_LONG,
+	       "flag numbering");
 _Static_assert((unsigned)FSNOTE_F_SUB_ENDED == (unsigned)FSNOTE_FLAG_SUB_ENDED, "flag numbering");
 _Static_assert(FSNOTE_TYPE_MAX == FSNOTE_EV_MAX, "type numbering");
 _Static_assert(FSNOTE_MASK_DEFAULT == FSNOTE_EV_DEFAULT_MASK, "default mask");

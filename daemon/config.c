@@ -80,6 +80,7 @@ static const struct key keys[] = {
 	NUM("batch", KEY_U32, batch, 1, 1 * MiB),
 	NUM("max_connections_per_uid", KEY_U32, max_connections_per_uid, 1, 1 * MiB),
 	NUM("max_subscriptions_per_uid", KEY_U32, max_subscriptions_per_uid, 1, 1 * MiB),
+	NUM("max_watches_per_uid", KEY_U32, max_watches_per_uid, 0, 16 * MiB),
 	NUM("max_queued_bytes_per_uid", KEY_SIZE, max_queued_bytes_per_uid, 64 * KiB,
 	    SIZE_CAP(64 * GiB)),
 	NUM("handshake_timeout_ms", KEY_U32, handshake_timeout_ms, 100, 60000),

@@ -37,6 +37,8 @@ struct config {
 	/* per uid */
 	uint32_t max_connections_per_uid;   /* "max_connections_per_uid", default 64 */
 	uint32_t max_subscriptions_per_uid; /* "max_subscriptions_per_uid", default 256 */
+	uint32_t max_watches_per_uid;       /* "max_watches_per_uid", default 0: a quarter
+	                                     * of fs.inotify.max_user_watches */
 	size_t max_queued_bytes_per_uid;    /* "max_queued_bytes_per_uid", default 16 MiB */
 	uint32_t handshake_timeout_ms;      /* "handshake_timeout_ms", default 3000 */
 	uint32_t max_connections;           /* "max_connections", default 16384 (all uids) */

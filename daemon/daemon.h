@@ -40,6 +40,7 @@ struct uid_acct {
 	uint32_t connections;
 	uint32_t subscriptions;
 	size_t queued_bytes;
+	struct source_budget watches;  /* kernel watches (inotify), max_watches_per_uid */
 	struct uid_acct *next;
 };
 
@@ -107,6 +108,10 @@ struct sub {
 	uint64_t replay_pos, replay_end;
 	uint64_t *replay_fsids;
 	uint64_t until_id;            /* 0, or the ID after which the subscription ends */
+	bool pending;                 /* its watch is still being set up */
+	uint32_t n_pending;           /* anchors whose watch is still being set up */
+	bool has_since;               /* a resume, kept while pending */
+	uint64_t since;
 	struct sub *next;             /* client's list */
 };
 
@@ -130,6 +135,9 @@ struct client {
 	uint64_t pending_fd_offset;   /* stream offset of the last byte of the read it came with */
 	size_t charged;               /* out bytes charged to acct */
 	struct sub *subs;
+	struct sub *pending_sub;      /* subscribed, watch still being set up: the
+	                               * client's later requests wait for it */
+	uint32_t pending_req;         /* its REQ_ID */
 	struct sub *drain_cursor;     /* round-robin position */
 	struct client *prev, *next;
 };
@@ -180,8 +188,14 @@ struct daemon {
 };
 
 /* subscriber.c */
+/* Returns 0 with *ret linked, SUB_PENDING with *ret not yet linked (its
+ * watch is completed in later turns, then server_subscribe_done() is
+ * called), or -errno with a message in @err. */
+#define SUB_PENDING 1
 int sub_create(struct daemon *d, struct client *c, const struct codec_record *req, int dirfd,
 	       struct sub **ret, char *err, size_t errlen);
+/* Frees a subscription left pending (its client went). */
+void sub_abandon(struct sub *s);
 void sub_destroy(struct sub *s);
 /* Ends every lingering watch and frees what subscriptions left behind
  * (shutdown). */
@@ -213,6 +227,9 @@ int server_listen(struct daemon *d, const char *path);
 int server_adopt(struct daemon *d, int fd, pid_t pid, uid_t uid, gid_t gid, const gid_t *groups,
 		 size_t ngroups);
 void server_schedule_drain(struct client *c);
+/* The pending subscription of @c is ready (@s, with @r 0) or failed (@s
+ * NULL, -errno @r, message @err): reply, and go on with its requests. */
+void server_subscribe_done(struct client *c, struct sub *s, int r, const char *err);
 void server_send_error(struct client *c, uint32_t req_id, int error, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void server_begin_shutdown(struct daemon *d);

@@ -8,7 +8,8 @@
  *   is charged the size of the heap chunk that holds it (struct, path and
  *   destination are one allocation), so the byte bound is real memory.
  * - IDs are handed out at insertion, strictly increasing from first_id + 1,
- *   and never twice: a merged event keeps its ID and takes none.
+ *   and never twice: a merged event keeps its ID and takes none.  An ID
+ *   handed out by pool_mark() belongs to no event: it only marks a point.
  * - Every live event is on the live list, oldest first; it leaves the list
  *   and is freed with its last reference.
  * - The history holds exactly the events with IDs in (hist_floor,
@@ -336,6 +337,13 @@ uint64_t pool_current_id(const struct pool *p)
 	return p->current_id;
 }
 
+uint64_t pool_mark(struct pool *p)
+{
+	if (p->current_id < UINT64_MAX)
+		p->current_id++;
+	return p->current_id;
+}
+
 void pool_subscriptions_changed(struct pool *p)
 {
 	p->sub_gen++;
@@ -357,6 +365,8 @@ void pool_get_stats(const struct pool *p, struct pool_stats *ret)
 		.reclaimed_rings = p->reclaimed_rings,
 		.reclaimed_events = p->reclaimed_events,
 		.oldest_history_id = p->hist_count ? history_at(p, 0)->id : 0,
+		.history_floor = p->hist_floor,
+		.first_id = p->lim.first_id,
 	};
 }
 

@@ -109,6 +109,8 @@ struct pool_stats {
 	uint64_t current_id;
 	uint64_t added, merged, reclaimed_rings, reclaimed_events;
 	uint64_t oldest_history_id;     /* 0 if history is empty */
+	uint64_t history_floor;         /* every event with a higher ID is in the history */
+	uint64_t first_id;              /* IDs handed out start above this */
 };
 
 struct pool;
@@ -143,6 +145,9 @@ struct pool_event *pool_event_ref(struct pool_event *ev);
 void pool_event_unref(struct pool *p, struct pool_event *ev);
 /* The last ID handed out. */
 uint64_t pool_current_id(const struct pool *p);
+/* Hands out an ID that no event carries, marking a point in the sequence
+ * (a watch began: nothing before it was seen by it).  Returns that ID. */
+uint64_t pool_mark(struct pool *p);
 /* Say that subscriptions changed, so that merging does not hide an event
  * from a subscriber that was not there for the first one. */
 void pool_subscriptions_changed(struct pool *p);

@@ -128,6 +128,24 @@ static void client_kill(struct client *c, int error, const char *fmt, ...)
 
 /* --- output ------------------------------------------------------------ */
 
+/* Reading pauses while the output is above the high-water mark and resumes
+ * once the socket has taken half of it, checked after every write and not
+ * only when the output is empty: a subscriber whose events keep the buffer
+ * busy must still get its requests answered. */
+static void resume_reading(struct client *c)
+{
+	if (!c->read_paused || c->closing || evbuffer_get_length(c->out) >= OUT_HIGH_WATER / 2)
+		return;
+	c->read_paused = false;
+	if (c->pending_sub)
+		return; /* reading resumes with its reply */
+	event_add(c->ev_read, NULL);
+	/* requests read before the pause are not news to the socket: the
+	 * read event would never fire for them */
+	if (evbuffer_get_length(c->in) > 0)
+		process_frames(c);
+}
+
 static void client_try_write(struct client *c)
 {
 	for (int round = 0; round < 4; round++) {
@@ -157,6 +175,7 @@ static void client_try_write(struct client *c)
 		server_charge(c);
 		if (evbuffer_get_length(c->out) > 0) {
 			event_add(c->ev_write, NULL);
+			resume_reading(c);
 			return;
 		}
 		event_del(c->ev_write);
@@ -171,14 +190,7 @@ static void client_try_write(struct client *c)
 		if (!pending)
 			break;
 	}
-	if (c->read_paused && evbuffer_get_length(c->out) < OUT_HIGH_WATER / 2 && !c->closing) {
-		c->read_paused = false;
-		event_add(c->ev_read, NULL);
-		/* requests read before the pause are not news to the socket: the
-		 * read event would never fire for them */
-		if (evbuffer_get_length(c->in) > 0)
-			process_frames(c);
-	}
+	resume_reading(c);
 	/* still pending after our rounds: come back after other clients had theirs */
 	for (struct sub *s = c->subs; s; s = s->next) {
 		if (ring_peek(s->ring) || ring_has_drop(s->ring)) {
@@ -243,21 +255,11 @@ static void handle_hello(struct client *c, const struct codec_record *rec)
 	queue_frame(c, buf, codec_writer_finish(&w));
 }
 
-static void handle_subscribe(struct client *c, const struct codec_record *rec, uint32_t req_id,
-			     int fd)
+static void reply_subscribed(struct client *c, uint32_t req_id, const struct sub *s)
 {
 	uint8_t buf[FSNOTE_PATH_MAX + 1024];
-	char err[FSNOTE_MESSAGE_MAX] = "";
 	struct codec_writer w;
-	struct sub *s;
 
-	int r = sub_create(c->d, c, rec, fd, &s, err, sizeof(err));
-	if (r < 0) {
-		server_send_error(c, req_id, r, "%s", err);
-		return;
-	}
-	log_debug("uid %u pid %d subscribed to %s (subscription %u)", c->uid, (int)c->pid,
-		  s->n_anchors ? s->anchors[0].root_abs : "-", s->id);
 	codec_writer_init(&w, buf, sizeof(buf), FSNOTE_REP_SUBSCRIBED);
 	codec_put_u32(&w, FSNOTE_ARG_REQ_ID, req_id);
 	codec_put_u32(&w, FSNOTE_ARG_SUB_ID, s->id);
@@ -275,6 +277,44 @@ static void handle_subscribe(struct client *c, const struct codec_record *rec, u
 					       "this host's mount: changes made elsewhere are not seen");
 	}
 	queue_frame(c, buf, codec_writer_finish(&w));
+}
+
+static void handle_subscribe(struct client *c, const struct codec_record *rec, uint32_t req_id,
+			     int fd)
+{
+	char err[FSNOTE_MESSAGE_MAX] = "";
+	struct sub *s;
+
+	int r = sub_create(c->d, c, rec, fd, &s, err, sizeof(err));
+	if (r < 0) {
+		server_send_error(c, req_id, r, "%s", err);
+		return;
+	}
+	if (r == SUB_PENDING) {
+		/* a large tree is walked in turns, other clients served between
+		 * them; this client's later requests wait for its reply */
+		c->pending_sub = s;
+		c->pending_req = req_id;
+		event_del(c->ev_read);
+		return;
+	}
+	log_debug("uid %u pid %d subscribed to %s (subscription %u)", c->uid, (int)c->pid,
+		  s->n_anchors ? s->anchors[0].root_abs : "-", s->id);
+	reply_subscribed(c, req_id, s);
+}
+
+void server_subscribe_done(struct client *c, struct sub *s, int r, const char *err)
+{
+	if (s)
+		reply_subscribed(c, c->pending_req, s);
+	else
+		server_send_error(c, c->pending_req, r, "%s", err);
+	if (c->closing)
+		return;
+	if (!c->read_paused)
+		event_add(c->ev_read, NULL);
+	process_frames(c); /* what came meanwhile */
+	event_add(c->ev_write, NULL);
 }
 
 static void reply_id(struct client *c, uint16_t type, uint32_t req_id, uint32_t sub_id, uint64_t id)
@@ -348,10 +388,11 @@ static void handle_status(struct client *c, uint32_t req_id)
 own:
 	sub_status(d, c, root);
 	json_object_set_new(root, "limits",
-			    json_pack("{s:I,s:I,s:I,s:I}", "max_connections_per_uid",
+			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "max_connections_per_uid",
 				      (json_int_t)d->cfg.max_connections_per_uid,
 				      "max_subscriptions_per_uid",
 				      (json_int_t)d->cfg.max_subscriptions_per_uid,
+				      "max_watches_per_uid", (json_int_t)d->cfg.max_watches_per_uid,
 				      "max_queued_bytes_per_uid",
 				      (json_int_t)d->cfg.max_queued_bytes_per_uid, "ring_max_depth",
 				      (json_int_t)d->cfg.ring_max_depth));
@@ -489,15 +530,18 @@ static void process_frames(struct client *c)
 {
 	static struct codec_record rec; /* large; the daemon is single-threaded */
 
-	while (!c->closing) {
+	while (!c->closing && !c->pending_sub) {
 		size_t avail = evbuffer_get_length(c->in);
 		uint32_t max = c->hello_done ? FSNOTE_REQUEST_MAX : HANDSHAKE_FRAME_MAX;
 		uint32_t len;
 
 		if (evbuffer_get_length(c->out) >= OUT_HIGH_WATER) {
-			/* the client is not reading its replies: stop reading its requests */
+			/* the client is not reading its replies: stop reading its
+			 * requests, but keep writing, so that the pause ends when it
+			 * reads and its close is noticed when it goes */
 			c->read_paused = true;
 			event_del(c->ev_read);
+			event_add(c->ev_write, NULL);
 			return;
 		}
 		if (avail < FSNOTE_FRAME_HEADER_SIZE)
@@ -643,7 +687,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		process_frames(c);
-		if (c->closing || c->read_paused)
+		if (c->closing || c->read_paused || c->pending_sub)
 			return;
 		/* a client that sent half a frame and a descriptor: wait for the rest */
 	}
@@ -669,6 +713,8 @@ static void client_free(struct client *c)
 
 	while (c->subs)
 		sub_destroy(c->subs);
+	if (c->pending_sub)
+		sub_abandon(c->pending_sub);
 	if (c->pending_fd >= 0)
 		close(c->pending_fd);
 	event_free(c->ev_read);
@@ -1007,6 +1053,8 @@ void server_free_clients(struct daemon *d)
 {
 	while (d->clients)
 		client_free(d->clients);
+	/* lingering watches are charged to the accounts freed below */
+	sub_free_lingers(d);
 	if (d->listener) {
 		evconnlistener_free(d->listener);
 		d->listener = NULL;

@@ -31,8 +31,10 @@
  * than the writers needed to queue that many, and an overflow costs every
  * subscriber, where the pool's own bound costs only the slow ones.  What the
  * kernel holds for us is charged to the daemon's memory cgroup (MemoryMax=
- * in the unit), the source is read before any client is served
- * (SOURCE_PRIORITY), and an overflow, should one still come, is reported.
+ * in the unit), and an overflow, should one still come, is reported.
+ * Because that queue cannot overflow, the source takes turns with the
+ * clients (one read, then every client's writes) instead of going first:
+ * what it read ahead of them would only wait in the pool.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -72,7 +74,10 @@
 #endif
 
 #define READ_BUF_SIZE (256u * 1024u)
-#define READS_PER_CALLBACK 16        /* 4 MiB, then let the loop run other work */
+/* One read (some thousands of records) per turn, then every client has
+ * its turn: reading a whole burst ahead of them only moved it into the
+ * pool, where it crowded out subscribers that were keeping up. */
+#define READS_PER_CALLBACK 1
 /* Reading as soon as the group is readable wakes the daemon for nearly
  * every event under load, and both the writer and the daemon pay for the
  * switches (the writer ~1.9x slower against ~1.3x for a reader that naps).
@@ -131,6 +136,7 @@ struct fan {
 	unsigned char *buf;     /* READ_BUF_SIZE */
 	struct fan_fs *fss;
 	uint64_t interest;
+	pid_t self_pid;         /* the daemon: its own opens are not reported */
 	unsigned init_flags;
 	bool has_rename, has_target_fid, has_fs_error;
 	bool reading;           /* re-entrancy guard: a sink callback may call flush() */
@@ -612,12 +618,16 @@ static void emit(struct fan *f, struct source_event *ev)
 	f->sink.event(f->sink.ctx, ev);
 }
 
-/* A directory we cannot name any more: the events in it are lost, and the
- * subscribers on the filesystem must hear it. */
-static void lost(struct fan *f, struct fan_fs *fs)
+/* A directory we cannot name any more, or a path longer than the protocol
+ * carries (@error -ENAMETOOLONG): the events in it are lost, and the
+ * subscribers on the filesystem must hear it, and why. */
+static void lost(struct fan *f, struct fan_fs *fs, int error)
 {
 	f->unresolved++;
-	f->sink.overflow(f->sink.ctx, fs->dev, NULL);
+	if (error == -ENAMETOOLONG && f->sink.lost)
+		f->sink.lost(f->sink.ctx, fs->dev, NULL, FSNOTE_FLAG_PATH_TOO_LONG);
+	else
+		f->sink.overflow(f->sink.ctx, fs->dev, NULL);
 }
 
 static void flush_moved(struct fan *f)
@@ -641,13 +651,13 @@ static void handle_rename(struct fan *f, struct fan_fs *fs, const struct parsed 
 	if (nl == -ENOENT && del)
 		nl = (int)strlen(ndir);
 	if (ol < 0 || nl < 0) {
-		lost(f, fs);
+		lost(f, fs, ol < 0 ? ol : nl);
 		return;
 	}
 	int fl = join(odir, (size_t)ol, pi->old.name, pi->old.name_len, from, sizeof(from));
 	int tl = join(ndir, (size_t)nl, pi->new_.name, pi->new_.name_len, to, sizeof(to));
 	if (fl < 0 || tl < 0) {
-		lost(f, fs);
+		lost(f, fs, fl < 0 ? fl : tl);
 		return;
 	}
 	ev->type = FSNOTE_EV_RENAME;
@@ -685,6 +695,13 @@ static void process_event(struct fan *f, const struct fanotify_event_metadata *m
 	}
 	if (md->fd >= 0)
 		close(md->fd); /* never asked for, but never leak one */
+	/* the daemon's own opens and reads (a subscription's root, a handle
+	 * resolved) are its work, not the tree's */
+	if (md->pid == f->self_pid) {
+		mask &= ~(uint64_t)(FAN_OPEN | FAN_ACCESS | FAN_CLOSE_NOWRITE);
+		if (!(mask & ~(uint64_t)FAN_ONDIR))
+			return;
+	}
 	if (parse_infos(infos, infos_len, &pi) < 0) {
 		f->skipped++;
 		return;
@@ -756,13 +773,13 @@ static void process_event(struct fan *f, const struct fanotify_event_metadata *m
 		if (dl == -ESTALE)
 			pathcache_forget(f->cache, fs->dev, d->handle + sizeof(unsigned int), d->key_len);
 		flush_moved(f);
-		lost(f, fs);
+		lost(f, fs, dl);
 		return;
 	}
 	int pl = self ? dl : join(dir, (size_t)dl, d->name, d->name_len, path, sizeof(path));
 	if (pl < 0) {
 		flush_moved(f);
-		lost(f, fs);
+		lost(f, fs, pl);
 		return;
 	}
 	if (self)
@@ -1416,6 +1433,7 @@ int source_fanotify_new(struct event_base *base, const struct source_sink *sink,
 	for (size_t i = 0; i < DIRFD_SLOTS; i++)
 		f->dirfds[i].fd = -1;
 	f->sink = *sink;
+	f->self_pid = getpid();
 	f->fd = f->epfd = f->mifd = -1;
 	f->interest = FSNOTE_EV_DEFAULT_MASK;
 	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
@@ -1457,9 +1475,8 @@ int source_fanotify_new(struct event_base *base, const struct source_sink *sink,
 	f->nap = evtimer_new(base, on_nap_end, f);
 	if (!f->nap)
 		goto fail;
-	/* the kernel's queue first: see source.h */
-	(void)event_priority_set(f->ev, SOURCE_PRIORITY);
-	(void)event_priority_set(f->nap, SOURCE_PRIORITY);
+	/* the queue is unlimited, so nothing is lost by letting clients have
+	 * their turn between reads: the events (the default priority) */
 
 	f->epfd = epoll_create1(EPOLL_CLOEXEC);
 	f->mifd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);

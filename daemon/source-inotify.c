@@ -53,6 +53,12 @@
 #define KEEP_FDS 64                     /* walk levels that keep their fd */
 #define PATH_BUF (2 * FSNOTE_PATH_MAX)  /* longer paths cannot be reported */
 #define DENTS_BUF (64 * 1024)
+/* A new subscription's tree is walked WALK_SLICE directories per turn of
+ * the event loop, so that other clients are served meanwhile; at most
+ * WALKS_MAX walks (each holding up to KEEP_FDS descriptors) go on at once,
+ * later ones are walked in one go. */
+#define WALK_SLICE 256
+#define WALKS_MAX 16
 
 /* Always watched: what keeps the table in step with the tree. */
 #define MASK_TREE (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | \
@@ -75,6 +81,8 @@ struct node {
 	struct source_watch **ws;       /* watches covering this directory */
 	uint32_t n_ws, cap_ws;
 	uint32_t hash;
+	uint64_t own_drain;             /* opened by the daemon before drain own_drain - 1 ended */
+	struct source_budget *charged;  /* whose kernel watch this is, or NULL */
 	size_t name_len;
 	char *name;
 };
@@ -88,6 +96,10 @@ struct source_watch {
 	uint32_t flags;                 /* SOURCE_WATCH_* */
 	char *const *excludes;          /* borrowed for the life of the watch */
 	size_t n_excludes;
+	struct source_budget *budget;   /* charged for the kernel watches it adds */
+	struct walk *walk;              /* still being set up, a slice per turn */
+	bool rewalk_due;                /* to walk again after an overflow, when a
+	                                 * walk slot is free */
 	bool errored;                   /* watch_error already sent */
 };
 
@@ -125,6 +137,9 @@ struct isrc {
 	struct pending pend[PENDING_MAX];
 	size_t n_pend;
 	uint64_t read_seq;
+	uint64_t drains;                /* reads that found the queue empty */
+	struct event *ev_walk;          /* the next slice of the pending walks */
+	size_t n_walks;                 /* watches with a walk pending */
 	uint64_t events_read, overflows, watch_errors, skipped, unmounts;
 	char path[PATH_BUF], path2[PATH_BUF];
 };
@@ -323,9 +338,38 @@ static void ws_del(struct node *n, const struct source_watch *w)
 	for (uint32_t i = 0; i < n->n_ws; i++) {
 		if (n->ws[i] == w) {
 			n->ws[i] = n->ws[--n->n_ws];
-			return;
+			break;
 		}
 	}
+	/* the kernel watch stays while others cover the directory: it is then
+	 * theirs to pay for */
+	if (!n->charged || n->charged != w->budget)
+		return;
+	for (uint32_t i = 0; i < n->n_ws; i++)
+		if (n->ws[i]->budget == n->charged)
+			return;
+	n->charged->used--;
+	n->charged = n->n_ws ? n->ws[0]->budget : NULL;
+	if (n->charged)
+		n->charged->used++;
+}
+
+/* Who pays for a new kernel watch on a directory covered by the candidates
+ * marked in @in: the first whose budget has room, or nobody when one has
+ * no budget.  Returns false when every budget is spent. */
+static bool budget_for(struct source_watch **ws, const uint8_t *in, size_t n,
+		       struct source_budget **ret)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!in[i])
+			continue;
+		struct source_budget *b = ws[i]->budget;
+		if (!b || b->used < b->limit) {
+			*ret = b;
+			return true;
+		}
+	}
+	return false;
 }
 
 static struct node *node_new(struct isrc *s, int wd, const struct stat *st, struct node *parent,
@@ -361,6 +405,8 @@ static struct node *node_new(struct isrc *s, int wd, const struct stat *st, stru
 	return n;
 }
 
+static void walks_forget(struct isrc *s, const struct node *n);
+
 /* Frees @n; children still covered by other watches become roots.  Watches
  * rooted here die (their root becomes NULL). */
 static void node_free(struct isrc *s, struct node *n)
@@ -383,6 +429,8 @@ static void node_free(struct isrc *s, struct node *n)
 	for (struct source_watch *w = n->rooted; w; w = w->rooted_next)
 		w->root = NULL;
 	n->rooted = NULL;
+	if (s->n_walks)
+		walks_forget(s, n);
 	node_unplace(s, n);
 	unchain(&s->wd_tab[wd_slot(s, n->wd)], n, true);
 	if (!n->ignored)
@@ -391,6 +439,8 @@ static void node_free(struct isrc *s, struct node *n)
 	if (d && --d->nodes == 0)
 		*d = s->devs[--s->n_devs];
 	s->n_nodes--;
+	if (n->charged)
+		n->charged->used--;
 	free(n->ws);
 	free(n->name);
 	free(n->handle);
@@ -672,6 +722,7 @@ struct walk {
 	uint8_t *in;                    /* cap * n_ws: which candidates cover each frame */
 	char *path;
 	char *dents;
+	int error;                      /* a pending walk that could not go on: -errno */
 };
 
 static int walk_init(struct walk *w, struct isrc *s, struct source_watch **ws, size_t n,
@@ -823,6 +874,16 @@ static int walk_push(struct walk *w, int fd, struct node *parent, const char *na
 		close(fd);
 		return walk_fail(w, wd, in);
 	}
+	/* a new kernel watch is charged to a uid (max_watches_per_uid) */
+	struct node *known = wd_find(s, wd);
+	bool fresh = !known || known->dev != (uint64_t)st.st_dev || known->ino != (uint64_t)st.st_ino;
+	struct source_budget *pay = NULL;
+	if (fresh && !budget_for(w->ws, in, w->n_ws, &pay)) {
+		if (!known)
+			(void)inotify_rm_watch(s->fd, wd);
+		close(fd);
+		return walk_fail(w, -EDQUOT, in);
+	}
 	struct node *n = node_get(s, wd, &st, parent, parent ? name : w->path, parent ? nl : plen);
 	if (n)
 		node_take_handle(n, fd);
@@ -832,6 +893,10 @@ static int walk_push(struct walk *w, int fd, struct node *parent, const char *na
 		close(fd);
 		return walk_fail(w, -ENOMEM, in);
 	}
+	if (fresh && !n->charged && pay) {
+		n->charged = pay;
+		pay->used++;
+	}
 	for (size_t i = 0; i < w->n_ws; i++) {
 		if (in[i] && ws_add(n, w->ws[i]) < 0) {
 			close(fd);
@@ -840,6 +905,9 @@ static int walk_push(struct walk *w, int fd, struct node *parent, const char *na
 	}
 	if (!w->top)
 		w->top = n;
+	/* our open and reads of it are queued now, before the next time the
+	 * queue is found empty: until then its open and access are ours */
+	n->own_drain = s->drains + 1;
 
 	struct frame f = { .node = n, .fd = fd, .path_len = plen };
 	size_t cap = 0;
@@ -922,13 +990,20 @@ static bool watch_excludes(const struct source_watch *sw, const char *rel, size_
 	return sw->n_excludes && exclude_match(sw->excludes, sw->n_excludes, rel, len);
 }
 
-/* Walks depth first from what walk_push() stacked. */
-static int walk_run(struct walk *w)
+/* Walks depth first from what walk_push() stacked, at most @slice
+ * directories (0: all).  Returns 0 when done, 1 when there is more, or
+ * -errno. */
+static int walk_run(struct walk *w, size_t slice)
 {
+	size_t pushed = 0;
+
 	while (w->depth > 0) {
 		size_t d = w->depth - 1;
 		struct frame *f = &w->fr[d];
-		if (f->pos >= f->names_len) {
+		if (slice && pushed >= slice)
+			return 1;
+		/* a directory removed while its frame waited: nothing below it */
+		if (f->pos >= f->names_len || !f->node) {
 			if (f->fd >= 0)
 				close(f->fd);
 			free(f->names);
@@ -970,8 +1045,24 @@ static int walk_run(struct walk *w)
 				 walk_push(w, fd, f->node, name, nl, (size_t)len);
 		if (r < 0)
 			return r;
+		pushed++;
 	}
 	return 0;
+}
+
+/* @n is going: the frames of pending walks that would place directories
+ * under it are dropped. */
+static void walks_forget(struct isrc *s, const struct node *n)
+{
+	for (struct source_watch *sw = s->watches; sw; sw = sw->next) {
+		if (!sw->walk)
+			continue;
+		for (size_t i = 0; i < sw->walk->depth; i++)
+			if (sw->walk->fr[i].node == n)
+				sw->walk->fr[i].node = NULL;
+		if (sw->walk->top == n)
+			sw->walk->top = NULL;
+	}
 }
 
 /* Watches (and with @emit reports the contents of) the directory @fd at
@@ -995,7 +1086,7 @@ static int walk_tree(struct isrc *s, int fd, struct node *parent, const char *na
 	memcpy(walk_in(&w, 0), in0, n);
 	r = walk_push(&w, fd, parent, name, name ? strlen(name) : 0, plen);
 	if (r >= 0)
-		r = walk_run(&w);
+		r = walk_run(&w, 0);
 	if (ret_top)
 		*ret_top = w.top;
 	walk_done(&w);
@@ -1224,6 +1315,17 @@ static uint32_t type_of(uint32_t mask)
 
 static void rewalk_all(struct isrc *s, uint64_t now);
 
+/* Is @e an open or a read of the directory @n that the daemon itself made
+ * (walking it to watch it)?  inotify does not say who acted, but the
+ * daemon's own opens were queued before the queue was next found empty;
+ * another process's open of the same directory in that window is not
+ * reported either. */
+static bool own_access(const struct isrc *s, const struct inotify_event *e, const struct node *n)
+{
+	return n && (e->mask & IN_ISDIR || e->len == 0) && (e->mask & (IN_OPEN | IN_ACCESS)) &&
+	       n->own_drain == s->drains + 1;
+}
+
 static void handle(struct isrc *s, const struct inotify_event *e, uint64_t now)
 {
 	s->events_read++;
@@ -1266,7 +1368,7 @@ static void handle(struct isrc *s, const struct inotify_event *e, uint64_t now)
 		else if (e->mask & IN_MOVE_SELF)
 			emit(s, FSNOTE_EV_DELETE, FSNOTE_FLAG_IS_DIR | FSNOTE_FLAG_RENAMED, n, true,
 			     s->path, (size_t)len, NULL, NULL, 0, now, false);
-		else if (type_of(e->mask))
+		else if (type_of(e->mask) && !own_access(s, e, n))
 			emit(s, type_of(e->mask), FSNOTE_FLAG_IS_DIR, n, true, s->path, (size_t)len,
 			     NULL, NULL, 0, now, true);
 		return;
@@ -1331,6 +1433,8 @@ static void handle(struct isrc *s, const struct inotify_event *e, uint64_t now)
 		return;
 	}
 	uint32_t t = type_of(e->mask);
+	if (dir && own_access(s, e, name_find(s, n, name, nl)))
+		return;
 	if (t)
 		emit(s, t, dir ? FSNOTE_FLAG_IS_DIR : 0, n, false, s->path, (size_t)len, NULL, NULL, 0,
 		     now, true);
@@ -1353,7 +1457,10 @@ static int read_some(struct isrc *s, unsigned max_reads)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return errno == EAGAIN ? 0 : -errno;
+			if (errno != EAGAIN)
+				return -errno;
+			s->drains++;
+			return 0;
 		}
 		if (n == 0)
 			return 0;
@@ -1396,22 +1503,99 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	arm_timer(s);
 }
 
+/* Starts walking @w's tree from the directory @fd (taken) in slices, one
+ * per turn (walk_cb()).  A walk with @follow false is a watch's setup, whose
+ * end the sink hears of.  Returns 0 or -errno. */
+static int walk_begin(struct isrc *s, struct source_watch *w, int fd, struct node *parent,
+		      const char *name, const char *path, size_t plen, bool follow, uint64_t now)
+{
+	struct walk *wk = malloc(sizeof(*wk));
+	int r = wk ? walk_init(wk, s, &w, 1, plen, false, follow, now) : -ENOMEM;
+	if (r >= 0)
+		r = walk_reserve(wk, 1);
+	if (r < 0) {
+		close(fd);
+	} else {
+		memcpy(wk->path, path, plen + 1);
+		*walk_in(wk, 0) = 1;
+		r = walk_push(wk, fd, parent, name, name ? strlen(name) : 0, plen);
+	}
+	if (r < 0) {
+		if (wk)
+			walk_done(wk);
+		free(wk);
+		return r;
+	}
+	w->walk = wk;
+	s->n_walks++;
+	event_active(s->ev_walk, EV_TIMEOUT, 0);
+	return 0;
+}
+
+/* Starts the walks after an overflow that wait for a slot. */
+static void rewalk_next(struct isrc *s, uint64_t now)
+{
+	for (struct source_watch *w = s->watches; w && s->n_walks < WALKS_MAX; w = w->next) {
+		if (!w->rewalk_due)
+			continue;
+		w->rewalk_due = false;
+		if (!w->root || w->walk)
+			continue;
+		int len = node_path(w->root, s->path2, sizeof(s->path2));
+		int fd = len < 0 ? -1 : open_dir_at(AT_FDCWD, s->path2);
+		if (fd < 0)
+			continue;
+		struct node *r = w->root;
+		if (walk_begin(s, w, fd, r->parent, r->parent ? r->name : NULL, s->path2, (size_t)len,
+			       true, now) < 0) {
+			s->watch_errors++;
+			if (!w->errored) {
+				w->errored = true;
+				s->sink.watch_error(s->sink.ctx, w, -ENOMEM);
+			}
+		}
+	}
+}
+
+/* After an overflow every recursive watch is walked again for directories
+ * made meanwhile, in slices and at most WALKS_MAX at once (the others wait
+ * their turn): walking everything at once queued the daemon's own opens of
+ * every directory, which overflowed the queue again, and again.  A watch
+ * still being set up starts its walk over. */
 static void rewalk_all(struct isrc *s, uint64_t now)
 {
 	for (struct source_watch *w = s->watches; w; w = w->next) {
 		if (!w->root || !(w->flags & SOURCE_WATCH_RECURSIVE))
 			continue;
+		bool setup = w->walk && !w->walk->follow;
+		if (w->walk) {
+			walk_done(w->walk);
+			free(w->walk);
+			w->walk = NULL;
+			s->n_walks--;
+		}
+		if (!setup) {
+			w->rewalk_due = true;
+			continue;
+		}
 		int len = node_path(w->root, s->path2, sizeof(s->path2));
-		if (len < 0)
-			continue;
-		int fd = open_dir_at(AT_FDCWD, s->path2);
-		if (fd < 0)
-			continue;
-		uint8_t one = 1;
+		int fd = len < 0 ? -ENOENT : open_dir_at(AT_FDCWD, s->path2);
 		struct node *r = w->root;
-		(void)walk_tree(s, fd, r->parent, r->parent ? r->name : NULL, s->path2, (size_t)len, &w,
-				&one, 1, false, true, now, NULL);
+		int e = fd < 0 ? fd :
+			walk_begin(s, w, fd, r->parent, r->parent ? r->name : NULL, s->path2,
+				   (size_t)len, false, now);
+		if (e < 0) {
+			/* its subscription still waits: it fails next turn */
+			struct walk *wk = calloc(1, sizeof(*wk));
+			if (wk) {
+				wk->error = e;
+				w->walk = wk;
+				s->n_walks++;
+				event_active(s->ev_walk, EV_TIMEOUT, 0);
+			}
+		}
 	}
+	rewalk_next(s, now);
 }
 
 /* --- source_ops --------------------------------------------------------------- */
@@ -1517,7 +1701,8 @@ static int isrc_watch(struct source *src, int dirfd, const char *path, uint32_t 
 	memcpy(root_path, path, plen);
 	root_path[plen] = '\0';
 	*w = (struct source_watch){ .src = s, .dev = (uint64_t)st.st_dev, .flags = flags,
-				    .excludes = excludes, .n_excludes = n_excludes };
+				    .excludes = excludes, .n_excludes = n_excludes,
+				    .budget = src->charge_to };
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		int r = -errno;
@@ -1528,11 +1713,41 @@ static int isrc_watch(struct source *src, int dirfd, const char *path, uint32_t 
 	size_t before = s->n_nodes;
 	uint8_t one = 1;
 	struct node *top = NULL;
-	int r = walk_tree(s, fd, NULL, NULL, root_path, plen, &w, &one, 1, false, false, now_real_ns(),
-			  &top);
+	struct walk *wk = NULL;
+	int r;
+	if (src->may_defer && s->sink.watch_ready && s->n_walks < WALKS_MAX &&
+	    (flags & SOURCE_WATCH_RECURSIVE)) {
+		/* the first slice now, the rest in later turns */
+		wk = malloc(sizeof(*wk));
+		r = wk ? walk_init(wk, s, &w, 1, plen, false, false, now_real_ns()) : -ENOMEM;
+		if (r >= 0)
+			r = walk_reserve(wk, 1);
+		if (r < 0) {
+			close(fd);
+		} else {
+			memcpy(wk->path, root_path, plen + 1);
+			*walk_in(wk, 0) = 1;
+			r = walk_push(wk, fd, NULL, NULL, 0, plen);
+			if (r >= 0)
+				r = walk_run(wk, WALK_SLICE);
+			top = wk->top;
+		}
+		if (r != 1 && wk) {
+			walk_done(wk);
+			free(wk);
+			wk = NULL;
+		}
+	} else {
+		r = walk_tree(s, fd, NULL, NULL, root_path, plen, &w, &one, 1, false, false,
+			      now_real_ns(), &top);
+	}
 	if (r >= 0 && !top)
 		r = -ENOENT; /* the root itself vanished under us */
 	if (r < 0) {
+		if (wk) {
+			walk_done(wk);
+			free(wk);
+		}
 		if (top)
 			strip(s, w, top);
 		free(w);
@@ -1540,6 +1755,11 @@ static int isrc_watch(struct source *src, int dirfd, const char *path, uint32_t 
 		return r;
 	}
 	free(root_path);
+	if (wk) {
+		w->walk = wk;
+		s->n_walks++;
+		event_active(s->ev_walk, EV_TIMEOUT, 0);
+	}
 
 	w->root = top;
 	w->rooted_next = top->rooted;
@@ -1563,7 +1783,37 @@ static int isrc_watch(struct source *src, int dirfd, const char *path, uint32_t 
 	if (reason)
 		*ret_reason = reason;
 	*ret = w;
-	return 0;
+	return w->walk ? SOURCE_WATCH_PENDING : 0;
+}
+
+/* One slice of the first pending walk per turn; the sink hears of each
+ * walk's end, which may unwatch any watch. */
+static void walk_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct isrc *s = arg;
+	struct source_watch *w = s->watches;
+
+	while (w && !w->walk)
+		w = w->next;
+	if (!w)
+		return;
+	int r = w->walk->error ? w->walk->error : walk_run(w->walk, WALK_SLICE);
+	if (r == 1) {
+		event_active(s->ev_walk, EV_TIMEOUT, 0);
+		return;
+	}
+	bool setup = !w->walk->follow;
+	walk_done(w->walk);
+	free(w->walk);
+	w->walk = NULL;
+	s->n_walks--;
+	rewalk_next(s, now_real_ns());
+	if (r == 0 && !w->root)
+		r = -ENOENT; /* the root went while it was walked */
+	if (s->n_walks)
+		event_active(s->ev_walk, EV_TIMEOUT, 0);
+	if (setup)
+		s->sink.watch_ready(s->sink.ctx, w, r);
 }
 
 static void isrc_unwatch(struct source *src, struct source_watch *w)
@@ -1572,6 +1822,12 @@ static void isrc_unwatch(struct source *src, struct source_watch *w)
 
 	if (!w)
 		return;
+	if (w->walk) {
+		walk_done(w->walk);
+		free(w->walk);
+		w->walk = NULL;
+		s->n_walks--;
+	}
 	if (w->root) {
 		for (struct source_watch **pp = &w->root->rooted; *pp; pp = &(*pp)->rooted_next) {
 			if (*pp == w) {
@@ -1675,8 +1931,14 @@ static void isrc_free(struct source *src)
 	while (s->watches) {
 		struct source_watch *w = s->watches;
 		s->watches = w->next;
+		if (w->walk) {
+			walk_done(w->walk);
+			free(w->walk);
+		}
 		free(w);
 	}
+	if (s->ev_walk)
+		event_free(s->ev_walk);
 	if (s->ev)
 		event_free(s->ev);
 	if (s->timer)
@@ -1720,12 +1982,14 @@ int source_inotify_new(struct event_base *base, const struct source_sink *sink, 
 	s->buf = malloc(READ_BUF);
 	s->ev = event_new(base, s->fd, EV_READ | EV_PERSIST, read_cb, s);
 	s->timer = evtimer_new(base, timer_cb, s);
+	s->ev_walk = event_new(base, -1, 0, walk_cb, s);
 	/* the kernel's queue first: see source.h */
 	if (s->ev)
 		(void)event_priority_set(s->ev, SOURCE_PRIORITY);
 	if (s->timer)
 		(void)event_priority_set(s->timer, SOURCE_PRIORITY);
-	if (!s->buf || !s->ev || !s->timer || event_add(s->ev, NULL) < 0 || tables_grow(s) < 0) {
+	if (!s->buf || !s->ev || !s->timer || !s->ev_walk || event_add(s->ev, NULL) < 0 ||
+	    tables_grow(s) < 0) {
 		isrc_free(&s->pub);
 		return -ENOMEM;
 	}

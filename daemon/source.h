@@ -27,12 +27,14 @@
 
 #include "pool.h"
 
-/* The libevent priority of a source's kernel reads.  The kernel's queue
- * is bounded and its overflow costs every subscriber, while the pool's
- * bound costs only the slow ones, so whenever a source is readable it goes
- * before the work of serving clients.  The daemon initialises the base with
- * SOURCE_PRIORITY + 2 priorities (clients get the default, the middle one);
- * on a base without priorities the call fails harmlessly. */
+/* The libevent priority of the reads of a bounded kernel queue (inotify):
+ * its overflow costs every subscriber, while the pool's bound costs only the
+ * slow ones, so whenever such a source is readable it goes before the work
+ * of serving clients.  A source whose queue is unbounded (fanotify with
+ * FAN_UNLIMITED_QUEUE) keeps the default priority and takes turns with the
+ * clients instead.  The daemon initialises the base with SOURCE_PRIORITY + 2
+ * priorities (clients get the default, the middle one); on a base without
+ * priorities the call fails harmlessly. */
 #define SOURCE_PRIORITY 0
 
 struct source_event {
@@ -62,13 +64,23 @@ struct source_sink {
 	 * of this source) were lost.  @scope: a source-space directory that
 	 * covers the loss, or NULL for the whole filesystem. */
 	void (*overflow)(void *ctx, uint64_t dev, const char *scope);
+	/* Events on @dev were lost for another reason than the kernel's
+	 * queue: @reason is the FSNOTE_FLAG_* that says why (0: unknown).  May
+	 * be NULL; sources then report an overflow. */
+	void (*lost)(void *ctx, uint64_t dev, const char *scope, uint32_t reason);
 	/* @dev was unmounted; every watch on it is dead (the core ends the
 	 * subscriptions and calls unwatch). */
 	void (*unmount)(void *ctx, uint64_t dev);
 	/* A watch can no longer be kept complete (inotify: max_user_watches
 	 * exhausted while following new directories).  @error is -errno. */
 	void (*watch_error)(void *ctx, struct source_watch *w, int error);
+	/* A watch that ops->watch() left pending is complete (@error 0) or
+	 * failed (-errno, as ops->watch() would have).  May be NULL: sources
+	 * then never leave a watch pending. */
+	void (*watch_ready)(void *ctx, struct source_watch *w, int error);
 };
+
+#define SOURCE_WATCH_PENDING 1
 
 enum source_watch_flags {
 	SOURCE_WATCH_RECURSIVE = 1u << 0, /* the whole subtree (else the directory and its children) */
@@ -95,7 +107,11 @@ struct source_ops {
 	 * string), -ENOSPC when kernel watch limits are exhausted.  A source
 	 * that can watch only the changes made on this host returns 0 with
 	 * FSNOTE_FLAG_LOCAL_ONLY in ret_info->flags and the reason in
-	 * *ret_reason. */
+	 * *ret_reason.  When the core allows it (source.may_defer) and the
+	 * sink has watch_ready, a source may return SOURCE_WATCH_PENDING with
+	 * *ret and *ret_info filled: the watch is completed in later turns of
+	 * the event loop and watch_ready() says how it ended (unwatch before
+	 * that cancels it). */
 	int (*watch)(struct source *s, int dirfd, const char *path, uint32_t flags,
 		     char *const *excludes, size_t n_excludes, struct source_watch **ret,
 		     struct source_watch_info *ret_info, const char **ret_reason);
@@ -117,8 +133,23 @@ struct source_ops {
 	void (*free)(struct source *s);
 };
 
+/* Kernel watches charged to one uid (inotify: one per directory).  The
+ * core owns it and keeps it alive while any watch charged to it exists. */
+struct source_budget {
+	uint64_t used;
+	uint64_t limit;         /* UINT64_MAX: none */
+};
+
 struct source {
 	const struct source_ops *ops;
+	/* Set by the core around ops->watch(): the kernel watches that call
+	 * adds, and those its watch later adds as the tree grows, are charged
+	 * here (NULL: to nobody).  A source whose watches cost nothing per
+	 * directory ignores it. */
+	struct source_budget *charge_to;
+	/* Set by the core around ops->watch() when the request can wait for a
+	 * watch to be completed in later turns (SOURCE_WATCH_PENDING). */
+	bool may_defer;
 };
 
 /* Each returns 0 or -errno (-EPERM without the needed capability, -ENOSYS

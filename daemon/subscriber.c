@@ -40,6 +40,7 @@
 
 /* the journal's share of this file, at its end */
 static int resume_replay(struct daemon *d, struct sub *s, uint64_t since, uint64_t cur);
+static int replay_bounded(struct pool_event *ev, void *userdata);
 static bool journal_replay_drain(struct sub *s, size_t high);
 static void history_end(struct daemon *d, struct sub *s);
 
@@ -318,6 +319,43 @@ static bool linger_take(struct daemon *d, struct sub *s)
 	d->lingers = l;
 	d->n_lingers++;
 	return true;
+}
+
+/* Gives up the lingering watches of @uid ((uid_t)-1: everyone's), oldest
+ * first, when a subscription needs their kernel watches.  Returns true if
+ * there were any. */
+static bool linger_release(struct daemon *d, uid_t uid)
+{
+	bool any = false;
+
+	for (struct lingering *l = d->lingers, *next; l; l = next) {
+		next = l->next;
+		if (uid != (uid_t)-1 && l->uid != uid)
+			continue;
+		linger_free(l);
+		any = true;
+	}
+	if (any)
+		log_info("gave up lingering watches%s to make room for a subscription",
+			 uid == (uid_t)-1 ? "" : " of that uid");
+	return any;
+}
+
+/* The per-uid watch limit in force for @c. */
+static uint64_t watch_limit(const struct daemon *d, const struct client *c)
+{
+	if (c->privileged)
+		return UINT64_MAX;
+	if (d->cfg.max_watches_per_uid)
+		return d->cfg.max_watches_per_uid;
+	long kernel = 8192; /* the kernel's old default, when /proc cannot say */
+	FILE *f = fopen("/proc/sys/fs/inotify/max_user_watches", "re");
+	if (f) {
+		if (fscanf(f, "%ld", &kernel) != 1 || kernel < 4)
+			kernel = 8192;
+		fclose(f);
+	}
+	return (uint64_t)kernel / 4;
 }
 
 /* The filesystem @dev is gone: so are its lingering watches. */
@@ -678,9 +716,10 @@ static uint64_t take_event(struct daemon *d, const struct source_event *sev)
 		/* never silent: everyone on this filesystem must rescan */
 		coverage_break(d, sev->dev);
 		struct anchor **head = dev_head(d, sev->dev, false);
+		uint32_t why = r == -ENAMETOOLONG ? FSNOTE_FLAG_PATH_TOO_LONG : FSNOTE_FLAG_POOL_RECLAIM;
 		for (struct anchor *a = head ? *head : NULL; a; a = a->dev_next) {
-			ring_mark_dropped(a->sub->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN |
-					  FSNOTE_FLAG_POOL_RECLAIM, 1, 0, 0, NULL);
+			ring_mark_dropped(a->sub->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN | why,
+					  1, 0, 0, NULL);
 			sub_wake(a->sub, RING_WAKE_NOW);
 		}
 		log_warn("event lost for every subscriber on device %u:%u: %s",
@@ -702,12 +741,16 @@ static void sink_event(void *ctx, const struct source_event *sev)
 	(void)take_event(ctx, sev);
 }
 
-static void sink_overflow(void *ctx, uint64_t dev, const char *scope)
+static void sink_lost(void *ctx, uint64_t dev, const char *scope, uint32_t reason)
 {
 	struct daemon *d = ctx;
 
-	log_warn("kernel event queue overflowed (device %u:%u): subscribers must rescan",
-		 major(dev), minor(dev));
+	if (reason == FSNOTE_FLAG_KERNEL_OVERFLOW)
+		log_warn("kernel event queue overflowed (device %u:%u): subscribers must rescan",
+			 major(dev), minor(dev));
+	else
+		log_warn("events lost on device %u:%u (%s): subscribers must rescan", major(dev),
+			 minor(dev), reason == FSNOTE_FLAG_PATH_TOO_LONG ? "a path too long" : "unknown");
 	coverage_break(d, dev);
 	if (d->journal)
 		(void)journal_note_gap(d->journal, JOURNAL_GAP_OVERFLOW, pool_current_id(d->pool), dev,
@@ -716,12 +759,16 @@ static void sink_overflow(void *ctx, uint64_t dev, const char *scope)
 		if (dev && d->dev_keys[i] != dev)
 			continue;
 		for (struct anchor *a = d->dev_heads[i]; a; a = a->dev_next) {
-			ring_mark_dropped(a->sub->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN |
-					  FSNOTE_FLAG_KERNEL_OVERFLOW, 0, 0, 0,
-					  a->sub->n_anchors == 1 ? scope : NULL);
+			ring_mark_dropped(a->sub->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN | reason,
+					  0, 0, 0, a->sub->n_anchors == 1 ? scope : NULL);
 			sub_wake(a->sub, RING_WAKE_NOW);
 		}
 	}
+}
+
+static void sink_overflow(void *ctx, uint64_t dev, const char *scope)
+{
+	sink_lost(ctx, dev, scope, FSNOTE_FLAG_KERNEL_OVERFLOW);
 }
 
 static void sink_unmount(void *ctx, uint64_t dev)
@@ -775,13 +822,125 @@ static void sink_watch_error(void *ctx, struct source_watch *w, int error)
 				if (s->anchors[i].watch != w)
 					continue;
 				log_warn("subscription %u (uid %u) is incomplete: %s", s->id, c->uid,
-					 strerror(-error));
+					 error == -EDQUOT ? "its uid reached max_watches_per_uid" :
+					 error == -ENOSPC ? "fs.inotify.max_user_watches reached" :
+							    strerror(-error));
 				s->anchors[i].covered_from = UINT64_MAX;
 				ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN,
 						  0, 0, 0, NULL);
 				sub_wake(s, RING_WAKE_NOW);
 			}
 		}
+	}
+}
+
+static void sub_discard(struct sub *s);
+static int sub_finish(struct daemon *d, struct sub *s, uint64_t since, bool has_since, char *err,
+		      size_t errlen);
+static void watch_failed_message(const struct client *c, int r, const char *reason, char *err,
+				 size_t errlen);
+
+static bool linger_release(struct daemon *d, uid_t uid);
+static void free_anchor_fields(struct anchor *a);
+static int watch_dir(struct daemon *d, struct anchor *a, int dirfd, const char *abs,
+		     const char *label, uint32_t wflags, uint32_t *ret_flags, const char **reason);
+
+/* Starts the single-directory watch of pending @s again, by the path it
+ * was watched at (it must still be the same directory).  Returns what
+ * watch_dir() does. */
+static int rewatch(struct daemon *d, struct sub *s)
+{
+	struct anchor *a = &s->anchors[0];
+	char abs[FSNOTE_PATH_MAX], label[FSNOTE_PATH_MAX];
+	const char *reason = NULL;
+	struct stat st;
+
+	/* only a directory the daemon reaches by its path can be watched
+	 * again by it (the access root keeps that path and the identity) */
+	if (!a->aroot || !a->aroot->path)
+		return -ENOENT;
+	uint64_t dev = a->aroot->dev, ino = a->aroot->ino;
+	snprintf(abs, sizeof(abs), "%s", a->aroot->path);
+	snprintf(label, sizeof(label), "%s", a->root_abs);
+	a->source->ops->unwatch(a->source, a->watch);
+	free_anchor_fields(a);
+	*a = (struct anchor){ .sub = s };
+	s->n_anchors = 0;
+	int fd = open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino) {
+		close(fd);
+		return -ENOENT;
+	}
+	uint32_t wflags = (s->flags & FSNOTE_SUB_CHILDREN) ? 0 : SOURCE_WATCH_RECURSIVE;
+	int r = watch_dir(d, a, fd, abs, label, wflags, &s->event_flags, &reason);
+	close(fd);
+	if (r >= 0)
+		s->n_anchors = 1;
+	return r;
+}
+
+/* A pending subscription's watch is complete, or failed. */
+static void sink_watch_ready(void *ctx, struct source_watch *w, int error)
+{
+	struct daemon *d = ctx;
+
+	for (struct client *c = d->clients; c; c = c->next) {
+		struct sub *s = c->pending_sub;
+		size_t k = 0;
+		while (s && k < s->n_anchors && s->anchors[k].watch != w)
+			k++;
+		if (!s || k == s->n_anchors)
+			continue;
+		char err[FSNOTE_MESSAGE_MAX] = "";
+		int r = error;
+		if (s->flags & FSNOTE_SUB_SYSTEM) {
+			/* one filesystem of many: as at once, one that cannot be
+			 * watched is skipped */
+			if (r < 0) {
+				struct anchor *a = &s->anchors[k];
+				log_debug("whole-system subscription skips %s: %s", a->root_abs,
+					  strerror(-r));
+				a->source->ops->unwatch(a->source, a->watch);
+				free_anchor_fields(a);
+				*a = s->anchors[--s->n_anchors];
+			}
+			if (--s->n_pending > 0)
+				return;
+			r = 0;
+			if (!s->n_anchors) {
+				r = -ENOENT;
+				snprintf(err, sizeof(err), "no filesystem could be watched");
+			}
+		}
+		c->pending_sub = NULL;
+		s->pending = false;
+		/* out of room: as at once, lingering watches give way first */
+		if (!(s->flags & FSNOTE_SUB_SYSTEM) && (r == -EDQUOT || r == -ENOSPC) &&
+		    linger_release(d, r == -EDQUOT ? c->uid : (uid_t)-1)) {
+			r = rewatch(d, s);
+			if (r == SOURCE_WATCH_PENDING) {
+				c->pending_sub = s;
+				s->pending = true;
+				return;
+			}
+		}
+		if (r < 0 && !err[0])
+			watch_failed_message(c, r, NULL, err, sizeof(err));
+		else if (r >= 0)
+			r = sub_finish(d, s, s->since, s->has_since, err, sizeof(err));
+		if (r < 0) {
+			sub_discard(s);
+			s = NULL;
+			if (!err[0])
+				snprintf(err, sizeof(err), "%s", strerror(-r));
+		} else {
+			log_debug("uid %u pid %d subscribed to %s (subscription %u, walked in turns)",
+				  c->uid, (int)c->pid, s->anchors[0].root_abs, s->id);
+		}
+		server_subscribe_done(c, s, r, err);
+		return;
 	}
 }
 
@@ -799,8 +958,10 @@ void sub_sink_init(struct daemon *d, struct source_sink *sink)
 		.ctx = d,
 		.event = sink_event,
 		.overflow = sink_overflow,
+		.lost = sink_lost,
 		.unmount = sink_unmount,
 		.watch_error = sink_watch_error,
+		.watch_ready = sink_watch_ready,
 	};
 }
 
@@ -893,6 +1054,7 @@ static int emit_event(struct sub *s, const struct ring_entry *e)
 	const struct anchor *a = anchor_for(s, ev->dev);
 	char path[FSNOTE_PATH_MAX], dest[FSNOTE_PATH_MAX];
 	int view = e->view & 3;
+	uint32_t why = 0; /* a loss's reason flag: none for no memory */
 	const char *src_p = view == RING_VIEW_DEST ? ev->dest : ev->path;
 	size_t src_len = view == RING_VIEW_DEST ? ev->dest_len : ev->path_len;
 	struct codec_event ce = {
@@ -925,8 +1087,10 @@ static int emit_event(struct sub *s, const struct ring_entry *e)
 	if (e->view & RING_VIEW_HISTORY)
 		ce.flags |= FSNOTE_FLAG_HISTORY;
 	int n = map_path(a, src_p, src_len, path, sizeof(path));
-	if (n < 0)
+	if (n < 0) {
+		why = FSNOTE_FLAG_PATH_TOO_LONG;
 		goto lost;
+	}
 	ce.path = path;
 	ce.path_len = (size_t)n;
 	if ((size_t)n == a->root_abs_len && memcmp(path, a->root_abs, (size_t)n) == 0)
@@ -940,8 +1104,10 @@ static int emit_event(struct sub *s, const struct ring_entry *e)
 		ce.flags |= FSNOTE_FLAG_RENAMED;
 	} else if (ev->type == FSNOTE_EV_RENAME && ev->dest) {
 		n = map_path(a, ev->dest, ev->dest_len, dest, sizeof(dest));
-		if (n < 0)
+		if (n < 0) {
+			why = FSNOTE_FLAG_PATH_TOO_LONG;
 			goto lost;
+		}
 		ce.dest = dest;
 		ce.dest_len = (size_t)n;
 		fill_stat(&ce.dest_st, ev->dev, &ev->dest_st);
@@ -955,8 +1121,8 @@ static int emit_event(struct sub *s, const struct ring_entry *e)
 lost:
 	/* a path longer than the protocol allows, or no memory to queue it:
 	 * say so, do not drop silently */
-	ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 1, ev->id, ev->id,
-			  NULL);
+	ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN | why, 1, ev->id,
+			  ev->id, NULL);
 	return -ENOMEM;
 }
 
@@ -1182,10 +1348,15 @@ static int anchor_watch(struct source *src, struct anchor *a, int dirfd, const c
 	int r;
 
 	*reason = NULL;
+	src->charge_to = &a->sub->client->acct->watches;
+	src->may_defer = true;
 	r = src->ops->watch(src, dirfd, abs, wflags, a->sub->excludes, a->sub->n_excludes, &a->watch,
 			    &info, reason);
+	src->charge_to = NULL;
+	src->may_defer = false;
 	if (r < 0)
 		return r;
+	int pending = r == SOURCE_WATCH_PENDING ? SOURCE_WATCH_PENDING : 0;
 	a->source = src;
 	a->dev = info.dev;
 	/* the journal tags this device's events with the filesystem the watch
@@ -1204,7 +1375,7 @@ static int anchor_watch(struct source *src, struct anchor *a, int dirfd, const c
 		a->watch = NULL;
 		return -ENOMEM;
 	}
-	return 0;
+	return pending;
 }
 
 static bool is_refusable(int r)
@@ -1362,6 +1533,13 @@ static int parse_options(struct daemon *d, struct sub *s, const struct codec_rec
 struct replay_ctx {
 	struct daemon *d;
 	struct sub *s;
+	uint64_t after;       /* replay only IDs above this */
+};
+
+/* replay_one() up to an until ID (replay_bounded, with the journal). */
+struct bounded_ctx {
+	struct replay_ctx rc;
+	uint64_t until;
 };
 
 static int replay_one(struct pool_event *ev, void *userdata)
@@ -1371,15 +1549,74 @@ static int replay_one(struct pool_event *ev, void *userdata)
 
 	if (!a || a->dev != ev->dev)
 		return 0;
-	bool withheld;
+	if (ev->id <= rc->after)
+		return 0; /* inside the range the dropped record says is lost */
+	/* a replayed delete or move of the root is an earlier directory's
+	 * (this one exists: the client just opened it), so it never ends the
+	 * live subscription */
+	bool ending = rc->s->ending, withheld;
 	const char *at = NULL;
 	size_t at_len = 0;
 	int view = sub_match(rc->d, rc->s, a, ev, &withheld, &at, &at_len);
+	rc->s->ending = ending;
 	if (withheld)
 		sub_withheld(rc->d, rc->s, a, ev->id, at, at_len);
 	if (view >= 0)
 		(void)ring_push(rc->s->ring, ev, (uint8_t)(view | RING_VIEW_HISTORY));
 	return 0;
+}
+
+/* Answers a since-ID resume: the history after @since, preceded, when the
+ * daemon cannot vouch for all of it, by one dropped record whose range
+ * [ID_FIRST, ID_LAST] is exactly the IDs that may be lost.  Every record
+ * after it has a higher ID than ID_LAST, so a client keeping the last ID it
+ * saw never goes backwards.  Losses come from three places: the history no
+ * longer reaches back to @since, no watch covered the directory all along,
+ * or @since is not an ID this daemon handed out (ahead of @cur). */
+static void resume(struct daemon *d, struct sub *s, uint64_t since, uint64_t cur)
+{
+	struct pool_stats ps;
+	uint64_t first = since + 1, last = 0;
+
+	pool_get_stats(d->pool, &ps);
+	uint64_t mem_from = ps.history ? ps.oldest_history_id - 1 : cur;
+	if (d->journal && since < mem_from && since <= cur) {
+		/* older than the memory history: the journal answers, with its
+		 * own gaps; what no watch covered (any resume across a restart)
+		 * is a loss from SINCE_ID on, and the journaled events follow */
+		bool covered = true;
+		for (size_t i = 0; i < s->n_anchors; i++)
+			if (since < s->anchors[i].covered_from)
+				covered = false;
+		int r = resume_replay(d, s, since, cur);
+		if (r == POOL_HISTORY_GAP || !covered)
+			ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 0,
+					  since + 1, cur, NULL);
+		if (ring_peek(s->ring) || ring_has_drop(s->ring) || s->replay)
+			server_schedule_drain(s->client);
+		return;
+	}
+	if (since > cur) {
+		first = ps.first_id + 1;
+		last = cur;
+	} else {
+		for (size_t i = 0; i < s->n_anchors; i++)
+			if (since < s->anchors[i].covered_from && s->anchors[i].covered_from > last)
+				last = s->anchors[i].covered_from;
+		if (since < ps.history_floor && ps.history_floor > last)
+			last = ps.history_floor;
+	}
+	if (last && last < first)
+		last = first = pool_mark(d->pool); /* an empty range is no news: make it one ID */
+	if (last)
+		ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 0, first,
+				  last, NULL);
+	if (since < cur) {
+		struct bounded_ctx bc = { { d, s, last > since ? last : since }, s->until_id };
+		(void)pool_history_since(d->pool, bc.rc.after, replay_bounded, &bc);
+	}
+	if (ring_peek(s->ring) || ring_has_drop(s->ring))
+		server_schedule_drain(s->client);
 }
 
 /* Every real filesystem, once each, for a whole-system subscription. */
@@ -1426,12 +1663,126 @@ static int watch_system(struct daemon *d, struct sub *s, char *err, size_t errle
 				  reason ? reason : strerror(-r));
 			continue;
 		}
+		if (r == SOURCE_WATCH_PENDING)
+			s->n_pending++; /* walked in turns: sink_watch_ready() */
 		s->n_anchors++;
 	}
 	endmntent(f);
 	if (s->n_anchors == 0) {
 		snprintf(err, errlen, "no filesystem could be watched");
 		return last;
+	}
+	return 0;
+}
+
+/* Frees a subscription that was never linked, unwatching what it watches. */
+static void sub_discard(struct sub *s)
+{
+	for (size_t i = 0; i < s->n_anchors; i++) {
+		if (s->anchors[i].watch)
+			s->anchors[i].source->ops->unwatch(s->anchors[i].source, s->anchors[i].watch);
+		free_anchor_fields(&s->anchors[i]);
+	}
+	if (!(s->flags & FSNOTE_SUB_SYSTEM) && s->anchors && s->n_anchors == 0) {
+		if (s->anchors[0].watch)
+			s->anchors[0].source->ops->unwatch(s->anchors[0].source, s->anchors[0].watch);
+		free_anchor_fields(&s->anchors[0]);
+	}
+	free(s->anchors);
+	ring_free(s->ring);
+	journal_cursor_free(s->replay);
+	free(s->replay_fsids);
+	for (size_t i = 0; i < s->n_excludes; i++)
+		free(s->excludes[i]);
+	free(s->excludes);
+	free(s);
+}
+
+void sub_abandon(struct sub *s)
+{
+	sub_discard(s);
+}
+
+/* The message for a watch that could not be set up. */
+static void watch_failed_message(const struct client *c, int r, const char *reason, char *err,
+				 size_t errlen)
+{
+	if (r == -ENOSPC)
+		snprintf(err, errlen, "kernel watch limit reached%s%s (fs.inotify.max_user_watches)",
+			 reason ? ": " : "", reason ? reason : "");
+	else if (r == -EDQUOT)
+		snprintf(err, errlen, "kernel watch limit for uid %u reached: its subscriptions hold "
+				      "%llu directories (max_watches_per_uid %llu)",
+			 c->uid, (unsigned long long)c->acct->watches.used,
+			 (unsigned long long)c->acct->watches.limit);
+	else
+		snprintf(err, errlen, "%s", reason ? reason : strerror(-r));
+}
+
+/* Everything after the watches: the ring, linking, the subscription's ID
+ * and the resume.  Returns 0, or -errno with @s still unlinked. */
+static int sub_finish(struct daemon *d, struct sub *s, uint64_t since, bool has_since, char *err,
+		      size_t errlen)
+{
+	struct client *c = s->client;
+	int r;
+
+	struct ring_config rc = { .depth = s->depth, .batch = s->batch, .latency_us = s->latency_us };
+	r = ring_new(d->pool, &rc, s->n_anchors == 1 ? s->anchors[0].root_src : "/", s, &s->ring);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot create the subscription's ring");
+		return r;
+	}
+	/* whatever the kernel has queued happened before this request: it
+	 * belongs in the history (a resume is answered from there), not in the
+	 * new subscription's live stream, so it is read before the
+	 * subscription is linked */
+	sub_flush_sources(d);
+	for (size_t i = 0; i < s->n_anchors; i++) {
+		r = anchor_link(d, &s->anchors[i]);
+		if (r < 0) {
+			for (size_t j = 0; j < i; j++)
+				anchor_unlink(d, &s->anchors[j]);
+			snprintf(err, errlen, "out of memory");
+			return r;
+		}
+	}
+
+	s->id = ++d->next_sub_id;
+	if (s->id == 0)
+		s->id = ++d->next_sub_id;
+	s->next = c->subs;
+	c->subs = s;
+	c->acct->subscriptions++;
+	d->n_subs++;
+	if (!s->privileged)
+		d->n_unprivileged++;
+	interest_change(d, s->mask, +1);
+	pool_subscriptions_changed(d->pool);
+
+	/* A watch that nothing covered before sees only what happens from now
+	 * on; events from before it began have no ID at all, so an ID marks the
+	 * point: a resume from before it is told it lost what came between. */
+	uint64_t cur = pool_current_id(d->pool);
+	bool fresh = false;
+	for (size_t i = 0; i < s->n_anchors; i++) {
+		uint64_t from = coverage_of(d, &s->anchors[i], s);
+		s->anchors[i].covered_from = from < cur ? from : cur;
+		fresh |= from == UINT64_MAX;
+	}
+	if (fresh) {
+		uint64_t mark = pool_mark(d->pool);
+		for (size_t i = 0; i < s->n_anchors; i++)
+			if (s->anchors[i].covered_from == cur)
+				s->anchors[i].covered_from = mark;
+		cur = mark;
+	}
+	if (has_since) {
+		resume(d, s, since, cur);
+		if (s->until_id)
+			history_end(d, s);
+		if (sub_pending(s))
+			server_schedule_drain(c);
 	}
 	return 0;
 }
@@ -1446,6 +1797,7 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 	char abs[FSNOTE_PATH_MAX];
 	char *label = NULL;
 	struct stat st;
+	bool pending = false;
 	int r;
 
 	if (c->acct->subscriptions >= d->cfg.max_subscriptions_per_uid) {
@@ -1471,6 +1823,7 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 	r = parse_options(d, s, req, &since, &has_since, err, errlen);
 	if (r < 0)
 		goto fail;
+	c->acct->watches.limit = watch_limit(d, c);
 
 	if (s->flags & FSNOTE_SUB_SYSTEM) {
 		if (!c->privileged) {
@@ -1488,6 +1841,7 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		r = watch_system(d, s, err, errlen);
 		if (r < 0)
 			goto fail;
+		pending = s->n_pending > 0;
 	} else {
 		if (dirfd < 0) {
 			snprintf(err, errlen, "subscribe needs one directory descriptor (SCM_RIGHTS)");
@@ -1534,22 +1888,27 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		s->anchors[0].sub = s;
 		const char *reason = NULL;
 		uint32_t wflags = (s->flags & FSNOTE_SUB_CHILDREN) ? 0 : SOURCE_WATCH_RECURSIVE;
-		r = watch_dir(d, &s->anchors[0], own_fd >= 0 ? own_fd : dirfd, reachable ? abs : NULL,
-			      label, wflags, &s->event_flags, &reason);
+		int wfd = own_fd >= 0 ? own_fd : dirfd;
+		const char *wabs = reachable ? abs : NULL;
+		r = watch_dir(d, &s->anchors[0], wfd, wabs, label, wflags, &s->event_flags, &reason);
+		/* kernel watches held only for a resume make room for a live
+		 * subscription: the user's own at its limit, anyone's at the
+		 * kernel's */
+		if ((r == -EDQUOT || r == -ENOSPC) &&
+		    linger_release(d, r == -EDQUOT ? c->uid : (uid_t)-1))
+			r = watch_dir(d, &s->anchors[0], wfd, wabs, label, wflags, &s->event_flags,
+				      &reason);
 		if (own_fd >= 0)
 			close(own_fd);
 		own_fd = -1;
 		if (r < 0) {
 			/* the client knows the path it asked for */
-			if (r == -ENOSPC)
-				snprintf(err, errlen, "kernel watch limit reached%s%s "
-						      "(fs.inotify.max_user_watches)",
-					 reason ? ": " : "", reason ? reason : "");
-			else
-				snprintf(err, errlen, "%s", reason ? reason : strerror(-r));
+			watch_failed_message(c, r, reason, err, errlen);
 			goto fail;
 		}
 		s->n_anchors = 1;
+		pending = r == SOURCE_WATCH_PENDING;
+		s->n_pending = pending;
 		if (s->event_flags & FSNOTE_FLAG_LOCAL_ONLY)
 			s->warning = reason;
 		/* asked for, never to come, would be silent emptiness */
@@ -1563,63 +1922,19 @@ int sub_create(struct daemon *d, struct client *c, const struct codec_record *re
 		}
 	}
 
-	struct ring_config rc = { .depth = s->depth, .batch = s->batch, .latency_us = s->latency_us };
-	r = ring_new(d->pool, &rc, s->n_anchors == 1 ? s->anchors[0].root_src : "/", s, &s->ring);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot create the subscription's ring");
+	if (pending) {
+		/* the source completes the watch in later turns: sub_watch_ready()
+		 * finishes what follows */
+		s->since = since;
+		s->has_since = has_since;
+		s->pending = true;
+		free(label);
+		*ret = s;
+		return SUB_PENDING;
+	}
+	r = sub_finish(d, s, since, has_since, err, errlen);
+	if (r < 0)
 		goto fail;
-	}
-	/* whatever the kernel has queued happened before this request: it
-	 * belongs in the history (a resume is answered from there), not in the
-	 * new subscription's live stream, so it is read before the
-	 * subscription is linked */
-	sub_flush_sources(d);
-	for (size_t i = 0; i < s->n_anchors; i++) {
-		r = anchor_link(d, &s->anchors[i]);
-		if (r < 0) {
-			for (size_t j = 0; j < i; j++)
-				anchor_unlink(d, &s->anchors[j]);
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-	}
-
-	s->id = ++d->next_sub_id;
-	if (s->id == 0)
-		s->id = ++d->next_sub_id;
-	s->next = c->subs;
-	c->subs = s;
-	c->acct->subscriptions++;
-	d->n_subs++;
-	if (!s->privileged)
-		d->n_unprivileged++;
-	interest_change(d, s->mask, +1);
-	pool_subscriptions_changed(d->pool);
-
-	uint64_t cur = pool_current_id(d->pool);
-	bool covered = true;
-	for (size_t i = 0; i < s->n_anchors; i++) {
-		uint64_t from = coverage_of(d, &s->anchors[i], s);
-		s->anchors[i].covered_from = from < cur ? from : cur;
-		if (has_since && since < s->anchors[i].covered_from)
-			covered = false;
-	}
-	if (has_since) {
-		r = resume_replay(d, s, since, cur);
-		if (r == POOL_HISTORY_GAP || !covered) {
-			/* the history no longer reaches back, or nothing watched this
-			 * directory all along: what happened cannot be vouched for */
-			struct pool_stats ps;
-			pool_get_stats(d->pool, &ps);
-			uint64_t last = !covered ? cur : ps.oldest_history_id ? ps.oldest_history_id - 1 : 0;
-			ring_mark_dropped(s->ring, FSNOTE_FLAG_DROPPED | FSNOTE_FLAG_MUST_RESCAN, 0,
-					  since + 1, last, NULL);
-		}
-		if (s->until_id)
-			history_end(d, s);
-		if (sub_pending(s))
-			server_schedule_drain(c);
-	}
 	free(label);
 	*ret = s;
 	return 0;
@@ -1628,24 +1943,7 @@ fail:
 	free(label);
 	if (own_fd >= 0)
 		close(own_fd);
-	for (size_t i = 0; i < s->n_anchors; i++) {
-		if (s->anchors[i].watch)
-			s->anchors[i].source->ops->unwatch(s->anchors[i].source, s->anchors[i].watch);
-		free_anchor_fields(&s->anchors[i]);
-	}
-	if (!(s->flags & FSNOTE_SUB_SYSTEM) && s->anchors && s->n_anchors == 0) {
-		if (s->anchors[0].watch)
-			s->anchors[0].source->ops->unwatch(s->anchors[0].source, s->anchors[0].watch);
-		free_anchor_fields(&s->anchors[0]);
-	}
-	free(s->anchors);
-	ring_free(s->ring);
-	journal_cursor_free(s->replay);
-	free(s->replay_fsids);
-	for (size_t i = 0; i < s->n_excludes; i++)
-		free(s->excludes[i]);
-	free(s->excludes);
-	free(s);
+	sub_discard(s);
 	if (!err[0])
 		snprintf(err, errlen, "%s", strerror(-r));
 	return r;
@@ -1862,10 +2160,6 @@ static void gap_span_add(const struct journal_gap *g, void *userdata)
 	sp->n++;
 }
 
-struct bounded_ctx {
-	struct replay_ctx rc;
-	uint64_t until;
-};
 
 /* replay_one() up to the subscription's until ID. */
 static int replay_bounded(struct pool_event *ev, void *userdata)
@@ -1884,7 +2178,7 @@ static int replay_bounded(struct pool_event *ev, void *userdata)
  * pool_history_since(). */
 static int resume_replay(struct daemon *d, struct sub *s, uint64_t since, uint64_t cur)
 {
-	struct bounded_ctx bc = { { d, s }, s->until_id };
+	struct bounded_ctx bc = { { d, s, 0 }, s->until_id };
 	struct pool_stats ps;
 	int r;
 

@@ -428,7 +428,7 @@ uint32_t codec_event_type_from_name(const char *name, size_t len)
 static const char *const flag_names[32] = {
 	"combined", "dropped", "must_rescan", "is_dir", "renamed", "kernel_overflow",
 	"ring_overflow", "pool_reclaim", "injected", "history", "root", "sub_ended",
-	"local_only", NULL, NULL, "unverified",
+	"local_only", "path_too_long", NULL, "unverified",
 };
 
 const char *codec_flag_name(unsigned bit)

@@ -182,6 +182,7 @@ enum fsnote_event_flag {
 	FSNOTE_FLAG_ROOT = 1u << 10,        /* the subscription's root itself */
 	FSNOTE_FLAG_SUB_ENDED = 1u << 11,   /* the subscription is over (unmount) */
 	FSNOTE_FLAG_LOCAL_ONLY = 1u << 12,  /* only changes made on this host are seen */
+	FSNOTE_FLAG_PATH_TOO_LONG = 1u << 13, /* a path longer than FSNOTE_PATH_MAX */
 	FSNOTE_FLAG_UNVERIFIED = 1u << 15,  /* a name withheld: the daemon could not verify
 	                                     * the subscriber may see its directory */
 };

@@ -332,7 +332,7 @@ check_mounts() {  # BACKEND
     chmod 755 "$(dirname "$FSNOTE_SOCKET")"
     local msg
     rc=0
-    msg=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$FSNOTECTL" watch -e mount,unmount --timeout 1 "$w" 2>&1) || rc=$?
+    msg=$("${NOBODY[@]}" "$USER_FSNOTECTL" watch -e mount,unmount --timeout 1 "$w" 2>&1) || rc=$?
     [ "$rc" = 1 ] && [ "$(printf '%s\n' "$msg" | wc -l)" = 1 ] && printf '%s' "$msg" | grep -q 'root' ||
         e2e_fail "$backend: unprivileged -e mount: exit $rc, '$msg'"
     e2e_stop_watch

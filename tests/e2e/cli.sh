@@ -21,7 +21,7 @@ ctl() {
 }
 ctl_nobody() {
     RC=0
-    "${NOBODY[@]}" "$FSNOTECTL" "$@" > "$E2E_TMP/out" 2> "$E2E_TMP/err" || RC=$?
+    "${NOBODY[@]}" "$USER_FSNOTECTL" "$@" > "$E2E_TMP/out" 2> "$E2E_TMP/err" || RC=$?
 }
 
 # expect_error WHAT PATTERN: the last ctl failed with status 1, nothing on
@@ -189,6 +189,15 @@ check_json_fields() {
     jqe --argjson b "$before" --argjson a "$after" '.time >= $b - 0.01 and .time <= $a + 0.01' "$f" > /dev/null ||
         e2e_fail "json: time $(jq .time "$f") not within [$before, $after]"
     jqe '(.time_ns / 1e9 - .time) | fabs < 0.001' "$f" > /dev/null || e2e_fail "json: time and time_ns disagree"
+    # exactly: time is time_ns truncated to the microsecond (jq's doubles
+    # cannot hold time_ns, Python's decimals can)
+    python3 -c '
+import decimal, json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line, parse_float=decimal.Decimal)
+    if r["time"] * 1000000 != r["time_ns"] // 1000:
+        sys.exit("time %s is not time_ns %d truncated to the microsecond" % (r["time"], r["time_ns"]))
+' "$E2E_OUT" || e2e_fail "json: time is not time_ns truncated to the microsecond"
     # a directory
     jqe --arg p "$W/d" 'select(.type == "create" and .path == $p) |
         .is_dir == true and any(.flags[]; . == "is_dir")' "$E2E_OUT" > /dev/null ||

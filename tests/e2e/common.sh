@@ -16,8 +16,13 @@ e2e_fail() { echo "FAIL: $*" >&2; [ -f "${E2E_TMP:-}/daemon.log" ] && tail -20 "
 e2e_pass() { echo "ok: $*"; E2E_PASSED=$((E2E_PASSED + 1)); }
 e2e_summary() { echo "$E2E_PASSED passed, 0 failed"; }
 
-# Runs a command as nobody.
+# Runs a command as nobody.  Other users run the binaries as
+# $USER_FSNOTECTL and $USER_FSNOTED: copies that e2e_enter_namespace makes
+# on the private tmpfs, since the build tree may sit in a checkout that
+# only its owner can enter (a 0700 home, mktemp -d).
 NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+USER_FSNOTECTL=$FSNOTECTL
+USER_FSNOTED=$FSNOTED
 
 # jq 1.6 -e judges only the last input's output, so "is there a record
 # such that..." over a file of records must be asked in one expression:
@@ -66,6 +71,24 @@ e2e_enter_namespace() {
     # every daemon a test starts keeps its journal in the test's tmpfs
     export STATE_DIRECTORY=$E2E_TMP/state
     trap e2e_cleanup EXIT
+    e2e_copy_binaries
+}
+
+# The real programs behind libtool's wrappers, with the library they load,
+# copied where every user can run them.
+e2e_copy_binaries() {
+    local bin=$E2E_TMP/.bin f real
+    mkdir -p "$bin"
+    for f in "$FSNOTECTL" "$FSNOTED"; do
+        real=$(dirname "$f")/.libs/$(basename "$f")
+        [ -x "$real" ] || real=$f
+        cp "$real" "$bin/$(basename "$f")"
+    done
+    cp -P "$E2E_TOP"/client/.libs/libfsnote.so* "$bin/" 2>/dev/null || true
+    chmod -R a+rX "$bin"
+    USER_FSNOTECTL=$bin/$(basename "$FSNOTECTL")
+    USER_FSNOTED=$bin/$(basename "$FSNOTED")
+    export LD_LIBRARY_PATH=$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 }
 
 e2e_cleanup() {

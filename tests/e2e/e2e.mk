@@ -4,3 +4,5 @@ TESTS += tests/e2e/sources.sh
 EXTRA_DIST += tests/e2e/common.sh tests/e2e/sources.sh
 TESTS += tests/e2e/reliability.sh
 EXTRA_DIST += tests/e2e/reliability.sh
+TESTS += tests/e2e/quickstart.sh
+EXTRA_DIST += tests/e2e/quickstart.sh

@@ -44,7 +44,7 @@ watch_as() {
     local -a as=()
     case $who in alice) as=("${AS_ALICE[@]}") ;; bob) as=("${AS_BOB[@]}") ;; esac
     : > "$out"
-    "${as[@]}" "$FSNOTECTL" watch --json "$@" "$dir" > "$out" 2> "$err" &
+    "${as[@]}" "$USER_FSNOTECTL" watch --json "$@" "$dir" > "$out" 2> "$err" &
     BG_PIDS+=("$!")
     for _ in $(seq 500); do
         grep -q 'Watches established.' "$err" 2>/dev/null && return 0
@@ -159,12 +159,12 @@ check_replay() {
     mkdir -m 1777 "$d"
     watch_as root r-replay "$d"
     local since
-    since=$("$FSNOTECTL" current-id)
+    since=$("$USER_FSNOTECTL" current-id)
     "${AS_BOB[@]}" sh -c "mkdir -m 700 '$d/p' && for i in 1 2 3 4 5; do echo s > \"$d/p/histsecret\$i\"; done && rm -r '$d/p'"
     "${AS_ALICE[@]}" mkdir -m 777 "$d/p"
     marker "$d" r-replay
     [ "$(leaked r-replay 'histsecret')" -ge 5 ] || e2e_fail "root did not see bob's names"
-    "${AS_ALICE[@]}" "$FSNOTECTL" watch --json --since "$since" --timeout 1 "$d" \
+    "${AS_ALICE[@]}" "$USER_FSNOTECTL" watch --json --since "$since" --timeout 1 "$d" \
         > "$E2E_TMP/a-replay.out" 2>/dev/null || true
     local l
     l=$(leaked a-replay 'histsecret')
@@ -183,14 +183,14 @@ check_replay_uncovered() {
     mkdir -p "$S/elsewhere"
     watch_as root r-else "$S/elsewhere"
     local since
-    since=$("$FSNOTECTL" current-id)
+    since=$("$USER_FSNOTECTL" current-id)
     "${AS_BOB[@]}" sh -c "mkdir -m 700 '$d/p' && for i in 1 2 3 4 5; do echo s > \"$d/p/uncovsecret\$i\"; done && rm -r '$d/p'"
     "${AS_ALICE[@]}" mkdir -m 777 "$d/p"
     # an ID handed out after SINCE on either backend (inotify, watching only
     # elsewhere, gives bob's work none); a new subscription reads the
     # kernel's queue into the history first
     touch "$S/elsewhere/bump"
-    "${AS_ALICE[@]}" "$FSNOTECTL" watch --json --since "$since" --timeout 1 "$d" \
+    "${AS_ALICE[@]}" "$USER_FSNOTECTL" watch --json --since "$since" --timeout 1 "$d" \
         > "$E2E_TMP/a-replay2.out" 2>/dev/null || true
     local l
     l=$(leaked a-replay2 'uncovsecret')
@@ -320,14 +320,14 @@ check_status() {
     mkdir -m 1777 "$d"
     "${AS_BOB[@]}" mkdir -m 700 "$d/bobsecretdir"
     watch_as bob b-st "$d/bobsecretdir" -e attrib
-    "${AS_ALICE[@]}" "$FSNOTECTL" status --json > "$E2E_TMP/st.json"
-    "${AS_ALICE[@]}" "$FSNOTECTL" status > "$E2E_TMP/st.txt"
+    "${AS_ALICE[@]}" "$USER_FSNOTECTL" status --json > "$E2E_TMP/st.json"
+    "${AS_ALICE[@]}" "$USER_FSNOTECTL" status > "$E2E_TMP/st.txt"
     ! grep -q bobsecretdir "$E2E_TMP/st.json" "$E2E_TMP/st.txt" || e2e_fail "alice's status names bob's watch"
     jq -e 'has("interest") or has("sources") or has("access_cache") or (.pool | has("events"))' \
         "$E2E_TMP/st.json" > /dev/null && e2e_fail "alice's status shows daemon-wide tables: $(cat "$E2E_TMP/st.json")"
     jq -e '.version and .backend and .health and .limits and .usage.uid == 61001' "$E2E_TMP/st.json" > /dev/null ||
         e2e_fail "alice's status lacks version, backend, health, limits or her usage"
-    "$FSNOTECTL" status --json | jq -e '.interest.attrib >= 1 and has("sources")' > /dev/null ||
+    "$USER_FSNOTECTL" status --json | jq -e '.interest.attrib >= 1 and has("sources")' > /dev/null ||
         e2e_fail "root's status lost the daemon-wide tables"
     stop_bg
     e2e_pass "$BACKEND: status shows alice her own and no one else's"
@@ -336,7 +336,7 @@ check_status() {
 for BACKEND in ${LEAKS_BACKENDS:-fanotify inotify}; do
     setup_tree
     e2e_start_daemon --backend "$BACKEND"
-    got=$("$FSNOTECTL" status --json | jq -r .backend)
+    got=$("$USER_FSNOTECTL" status --json | jq -r .backend)
     [ "$got" = "$BACKEND" ] || e2e_fail "asked for $BACKEND, got $got"
     for check in ${LEAKS_ONLY:-check_race check_race_stopped check_replay check_replay_uncovered check_revoke check_moved \
                  check_0711 check_rename_attrs check_two_roots check_status}; do

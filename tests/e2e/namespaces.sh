@@ -84,7 +84,7 @@ for BACKEND in fanotify inotify; do
 
     # 1. another mount namespace, the directory at another path
     if bg_watch ctr-$BACKEND unshare -m --propagation private sh -c \
-        "mount --bind '$SRV' '$B/view/ctr' && exec ${NOBODY[*]} '$FSNOTECTL' watch --json '$B/view/ctr'"; then
+        "mount --bind '$SRV' '$B/view/ctr' && exec ${NOBODY[*]} '$USER_FSNOTECTL' watch --json '$B/view/ctr'"; then
         [ "$BACKEND" = fanotify ] || e2e_fail "inotify accepted a directory of another mount namespace"
         ops_seen ctr-$BACKEND "$SRV" "$B/view/ctr"
         echo secret > "$SRV/priv/hidden"
@@ -104,7 +104,7 @@ for BACKEND in fanotify inotify; do
     # 2. a bind mount of a subdirectory exposes that subdirectory only
     if [ "$BACKEND" = fanotify ]; then
         bg_watch sub unshare -m --propagation private sh -c \
-            "mount --bind '$SRV/sub' '$B/view/sub' && exec ${NOBODY[*]} '$FSNOTECTL' watch --json '$B/view/sub'" ||
+            "mount --bind '$SRV/sub' '$B/view/sub' && exec ${NOBODY[*]} '$USER_FSNOTECTL' watch --json '$B/view/sub'" ||
             e2e_fail "subdirectory bind refused: $(cat "$E2E_TMP/sub.err")"
         echo x > "$SRV/other/outside"
         echo y > "$SRV/sub/inside"
@@ -138,7 +138,7 @@ for BACKEND in fanotify inotify; do
         chown -R nobody "$NB"
         if "${NOBODY[@]}" unshare -Urm true 2>/dev/null; then
             bg_watch userns "${NOBODY[@]}" unshare -Urm sh -c \
-                "mount --bind '$SRV' '$NB/mnt' && exec '$FSNOTECTL' watch --json '$NB/mnt'" ||
+                "mount --bind '$SRV' '$NB/mnt' && exec '$USER_FSNOTECTL' watch --json '$NB/mnt'" ||
                 e2e_fail "user namespace client: $(cat "$E2E_TMP/userns.err")"
             ops_seen userns "$SRV" "$NB/mnt"
             stop_bg
@@ -150,7 +150,7 @@ for BACKEND in fanotify inotify; do
 
     # 5. the label: a directory opened through a symbolic link keeps that name
     ln -sfn "$SRV" "$B/link"
-    bg_watch link "${NOBODY[@]}" "$FSNOTECTL" watch --json "$B/link" || e2e_fail "link: $(cat "$E2E_TMP/link.err")"
+    bg_watch link "${NOBODY[@]}" "$USER_FSNOTECTL" watch --json "$B/link" || e2e_fail "link: $(cat "$E2E_TMP/link.err")"
     touch "$SRV/sub/via-link"
     wait_json link "$B/link/sub/via-link"
     stop_bg

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Reliability under abuse, end to end against the real kernel, each check a
 # pass/fail verdict:
-#  - a stalled subscriber (SIGSTOP) during a burst: the daemon stays within
-#    its pool bound, a subscriber that keeps up loses nothing, and the
+#  - a stalled subscriber (SIGSTOP) during a paced burst: the daemon stays
+#    within its pool bound, a subscriber that keeps up loses nothing, and the
 #    stalled one receives dropped records that account for every event it
 #    missed (events it got + lost counts = what the other one got);
 #  - kill -9 of the daemon under load, restarted by socket activation: a
@@ -23,10 +23,15 @@ e2e_enter_namespace "$@"
 count_type() { jq -r --arg t "$2" 'select(.type == $t) | .id' "$1" | wc -l; }
 
 check_stalled() {
-    # the short run (sanitizer builds) is paced so that a sanitized live
-    # reader keeps up; either way the burst is several times the pool
-    local n=25000 pool=32768 rate=0
-    [ -n "${FSNOTE_SKIP_SLOW:-}" ] && { n=5000; pool=8192; rate=5000; }
+    # "A subscriber that keeps up" is one that reads at least as fast as
+    # the writer writes: an unpaced writer on a busy machine can outrun any
+    # reader, and then losing events is the promised outcome, not a fault.
+    # So the burst is paced well below what fsnotectl reads (25000 records
+    # a second; half that for sanitized builds), the live reader may fall
+    # behind by more than half a second before the pool could touch it, and
+    # the burst is still three times the pool for the stalled one.
+    local n=10000 pool=16384 rate=5000
+    [ -n "${FSNOTE_SKIP_SLOW:-}" ] && { n=5000; pool=8192; rate=2500; }
     local w=$E2E_TMP/stall
     mkdir -p "$w"
     # a pool far smaller than the burst (but larger than a reader that keeps
@@ -201,13 +206,13 @@ EOF
     touch "$w/x"; wait $r || e2e_fail "flood: root's watch failed"
     # nobody is capped, with a clear message
     local msg
-    msg=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$FSNOTECTL" current-id 2>&1) &&
+    msg=$("${NOBODY[@]}" "$USER_FSNOTECTL" current-id 2>&1) &&
         e2e_fail "flood: nobody got a 17th connection"
     echo "$msg" | grep -qi 'limit\|max_connections_per_uid' || e2e_fail "flood: unclear error: $msg"
     wait $flood
     grep -q 'closed 40' "$E2E_TMP/flood.out" || e2e_fail "flood: half-open connections not all closed: $(cat "$E2E_TMP/flood.out")"
     # and nobody can connect again afterwards
-    setpriv --reuid=nobody --regid=nogroup --clear-groups "$FSNOTECTL" current-id >/dev/null ||
+    "${NOBODY[@]}" "$USER_FSNOTECTL" current-id >/dev/null ||
         e2e_fail "flood: nobody cannot connect after the half-open connections were closed"
     e2e_stop_daemon
     e2e_pass "connection flood: nobody capped at 16 ($msg), root subscribed in $(( (t1 - t0) / 1000000 )) ms, half-open connections closed at the deadline"

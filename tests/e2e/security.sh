@@ -34,7 +34,7 @@ watch_as() {
     local out=$E2E_TMP/$name.out err=$E2E_TMP/$name.err
     : > "$out"
     if [ "$who" = nobody ]; then
-        "${NOBODY[@]}" "$FSNOTECTL" watch --json "$@" "$dir" > "$out" 2> "$err" &
+        "${NOBODY[@]}" "$USER_FSNOTECTL" watch --json "$@" "$dir" > "$out" 2> "$err" &
     else
         "$FSNOTECTL" watch --json "$@" "$dir" > "$out" 2> "$err" &
     fi
@@ -127,14 +127,14 @@ check_hidden_names() {
 
 check_cannot_open() {
     local out err rc=0
-    out=$("${NOBODY[@]}" "$FSNOTECTL" watch "$T/hidden" 2> "$E2E_TMP/err") || rc=$?
+    out=$("${NOBODY[@]}" "$USER_FSNOTECTL" watch "$T/hidden" 2> "$E2E_TMP/err") || rc=$?
     [ "$rc" -eq 1 ] || e2e_fail "nobody watching a 0700 directory: status $rc"
     [ -z "$out" ] || e2e_fail "nobody watching a 0700 directory: output $out"
     err=$(cat "$E2E_TMP/err")
     [ "$(wc -l <<< "$err")" -eq 1 ] && [[ $err == "fsnotectl: cannot watch $T/hidden: permission denied" ]] ||
         e2e_fail "unclear error: $err"
     rc=0
-    "${NOBODY[@]}" "$FSNOTECTL" watch "$T/hidden/inner" 2> "$E2E_TMP/err" || rc=$?
+    "${NOBODY[@]}" "$USER_FSNOTECTL" watch "$T/hidden/inner" 2> "$E2E_TMP/err" || rc=$?
     [ "$rc" -eq 1 ] && grep -q "permission denied" "$E2E_TMP/err" || e2e_fail "below a 0700 directory: $(cat "$E2E_TMP/err")"
     e2e_pass "nobody cannot subscribe to a directory it cannot open: '$err'"
 }
@@ -178,7 +178,7 @@ check_pids() {
 
 check_system() {
     local rc=0
-    "${NOBODY[@]}" "$FSNOTECTL" watch --system > /dev/null 2> "$E2E_TMP/err" || rc=$?
+    "${NOBODY[@]}" "$USER_FSNOTECTL" watch --system > /dev/null 2> "$E2E_TMP/err" || rc=$?
     [ "$rc" -eq 1 ] && [ "$(wc -l < "$E2E_TMP/err")" -eq 1 ] &&
         grep -q '^fsnotectl: cannot watch the whole system: ' "$E2E_TMP/err" ||
         e2e_fail "whole system as nobody: status $rc, $(cat "$E2E_TMP/err")"
@@ -207,7 +207,7 @@ check_connection_limit() {
         watch_as nobody "lim$i" "$T/pub"
     done
     local rc=0
-    "${NOBODY[@]}" "$FSNOTECTL" current-id > "$E2E_TMP/out" 2> "$E2E_TMP/err" || rc=$?
+    "${NOBODY[@]}" "$USER_FSNOTECTL" current-id > "$E2E_TMP/out" 2> "$E2E_TMP/err" || rc=$?
     [ "$rc" -eq 1 ] && [ ! -s "$E2E_TMP/out" ] && [ "$(wc -l < "$E2E_TMP/err")" -eq 1 ] &&
         grep -q '^fsnotectl: .*too many connections.*max_connections_per_uid' "$E2E_TMP/err" ||
         e2e_fail "fifth connection of nobody: status $rc, $(cat "$E2E_TMP/err")"
@@ -217,7 +217,7 @@ check_connection_limit() {
     stop_bg
     # and the slots come back
     sleep 0.2
-    "${NOBODY[@]}" "$FSNOTECTL" current-id > /dev/null || e2e_fail "nobody still refused after closing its connections"
+    "${NOBODY[@]}" "$USER_FSNOTECTL" current-id > /dev/null || e2e_fail "nobody still refused after closing its connections"
     e2e_pass "per-uid connection limit: '$msg'"
 }
 
@@ -231,13 +231,13 @@ check_per_user_daemon() {
     chown -R nobody:nogroup "$u"
     local sock=$u/run/s
     echo '{ "latency_ms": 0 }' > "$u/fsnoted.json"
-    "${NOBODY[@]}" "$FSNOTED" --foreground --socket "$sock" --config "$u/fsnoted.json" \
+    "${NOBODY[@]}" "$USER_FSNOTED" --foreground --socket "$sock" --config "$u/fsnoted.json" \
         --log-level info 2> "$u/daemon.log" &
     local dp=$!
     for _ in $(seq 250); do [ -S "$sock" ] && break; sleep 0.02; done
     [ -S "$sock" ] || e2e_fail "per-user daemon did not start: $(cat "$u/daemon.log")"
     grep -q "backend inotify" "$u/daemon.log" || e2e_fail "per-user daemon is not on inotify: $(cat "$u/daemon.log")"
-    FSNOTE_SOCKET=$sock "${NOBODY[@]}" "$FSNOTECTL" watch --json --count 2 --timeout 5 "$u/w" \
+    FSNOTE_SOCKET=$sock "${NOBODY[@]}" "$USER_FSNOTECTL" watch --json --count 2 --timeout 5 "$u/w" \
         > "$u/out" 2> "$u/err" &
     local wp=$!
     for _ in $(seq 250); do grep -q 'Watches established.' "$u/err" && break; sleep 0.02; done
@@ -248,7 +248,7 @@ check_per_user_daemon() {
         e2e_fail "per-user daemon: no event below a subdirectory for its owner: $(cat "$u/out")"
     local msg rc=0
     msg=$(FSNOTE_SOCKET=$sock setpriv --reuid=daemon --regid=daemon --clear-groups \
-        "$FSNOTECTL" watch --timeout 1 "$u/w" 2>&1) || rc=$?
+        "$USER_FSNOTECTL" watch --timeout 1 "$u/w" 2>&1) || rc=$?
     [ "$rc" -eq 1 ] && echo "$msg" | grep -q 'cannot check what uid' ||
         e2e_fail "per-user daemon: another user was not refused clearly (status $rc): $msg"
     kill $dp; wait $dp || e2e_fail "per-user daemon did not exit cleanly"

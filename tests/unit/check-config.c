@@ -70,6 +70,7 @@ static void check_defaults(const struct config *c)
 	ck_assert_uint_eq(c->batch, 16);
 	ck_assert_uint_eq(c->max_connections_per_uid, 64);
 	ck_assert_uint_eq(c->max_subscriptions_per_uid, 256);
+	ck_assert_uint_eq(c->max_watches_per_uid, 0);
 	ck_assert_uint_eq(c->max_queued_bytes_per_uid, 16u * 1024 * 1024);
 	ck_assert_uint_eq(c->handshake_timeout_ms, 3000);
 	ck_assert_uint_eq(c->max_connections, 16384);
@@ -141,6 +142,7 @@ START_TEST(test_every_key)
 		 "  \"batch\": 1,\n"
 		 "  \"max_connections_per_uid\": 3,\n"
 		 "  \"max_subscriptions_per_uid\": 5,\n"
+		 "  \"max_watches_per_uid\": 16777216,\n"
 		 "  \"max_queued_bytes_per_uid\": 65536,\n"
 		 "  \"handshake_timeout_ms\": 100,\n"
 		 "  \"max_connections\": 7,\n"
@@ -164,6 +166,7 @@ START_TEST(test_every_key)
 	ck_assert_uint_eq(c.batch, 1);
 	ck_assert_uint_eq(c.max_connections_per_uid, 3);
 	ck_assert_uint_eq(c.max_subscriptions_per_uid, 5);
+	ck_assert_uint_eq(c.max_watches_per_uid, 16777216);
 	ck_assert_uint_eq(c.max_queued_bytes_per_uid, 65536);
 	ck_assert_uint_eq(c.handshake_timeout_ms, 100);
 	ck_assert_uint_eq(c.max_connections, 7);
@@ -269,6 +272,9 @@ START_TEST(test_bad_values)
 	expect_error("{\"max_connections\": 0}", "1:21: \"max_connections\"");
 	expect_error("{\"max_connections_per_uid\": 0}", "1:29: \"max_connections_per_uid\"");
 	expect_error("{\"max_subscriptions_per_uid\": 0}", "1:31: \"max_subscriptions_per_uid\"");
+	expect_error("{\"max_watches_per_uid\": 16777217}",
+		     "1:25: \"max_watches_per_uid\" must be an integer from 0 to 16777216");
+	expect_error("{\"max_watches_per_uid\": -1}", "1:25: \"max_watches_per_uid\"");
 	expect_error("{\"max_queued_bytes_per_uid\": 1000}", "1:30: \"max_queued_bytes_per_uid\"");
 	expect_error("{\"access_cache_entries\": 15}", "1:26: \"access_cache_entries\"");
 	expect_error("{\"path_cache_entries\": 63}", "1:24: \"path_cache_entries\"");

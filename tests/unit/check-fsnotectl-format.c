@@ -133,7 +133,7 @@ static char *ref_json(const struct fmt_event *e)
 	json_object_set_new(o, "flags", flags);
 	json_object_set_new(o, "pid", json_integer((json_int_t)e->pid));
 	ref_attrs(o, &e->attrs[0], "");
-	json_object_set_new(o, "time", json_real((double)e->time_ns / 1e9));
+	json_object_set_new(o, "time", json_real((double)(e->time_ns / 1000) / 1e6));
 	json_object_set_new(o, "time_ns", json_integer((json_int_t)e->time_ns));
 	if (e->dest)
 		ref_attrs(o, &e->attrs[1], "dest_");

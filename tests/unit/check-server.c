@@ -38,6 +38,8 @@ static const char *daemon_backend = BACKEND;
 static uid_t nobody_uid = 65534;
 static gid_t nobody_gid = 65534;
 
+static int start_daemon(const char *backend);
+
 /* --- a minimal raw client ------------------------------------------------ */
 
 static int conn(void)
@@ -146,12 +148,16 @@ static int connect_hello(void)
 	return fd;
 }
 
+/* How long a reply may take: a whole-system subscription on inotify walks
+ * every directory of the machine before it is answered. */
+static int reply_timeout_ms = 5000;
+
 /* Waits for the reply to @req_id, skipping events; returns its record. */
 static int wait_reply(int fd, uint32_t req_id, struct codec_record *rec)
 {
 	for (;;) {
 		uint32_t id = 0;
-		if (recv_rec(fd, rec, 5000) < 0)
+		if (recv_rec(fd, rec, reply_timeout_ms) < 0)
 			return -1;
 		if (rec->type == FSNOTE_REC_EVENT)
 			continue;
@@ -175,6 +181,8 @@ struct sub_opts {
 	uint32_t flags;
 	uint64_t since;
 	bool has_since;
+	uint32_t latency_us, batch, depth;
+	uint64_t mask;
 	const char *exclude[4];
 };
 
@@ -190,7 +198,13 @@ static int subscribe(int fd, int dirfd, const struct sub_opts *o)
 	codec_writer_init(&w, buf, sizeof(buf), FSNOTE_REQ_SUBSCRIBE);
 	codec_put_u32(&w, FSNOTE_ARG_REQ_ID, ++req);
 	codec_put_u32(&w, FSNOTE_ARG_SUB_FLAGS, o ? o->flags : 0);
-	codec_put_u32(&w, FSNOTE_ARG_LATENCY_US, 0);
+	codec_put_u32(&w, FSNOTE_ARG_LATENCY_US, o ? o->latency_us : 0);
+	if (o && o->batch)
+		codec_put_u32(&w, FSNOTE_ARG_BATCH, o->batch);
+	if (o && o->mask)
+		codec_put_u64(&w, FSNOTE_ARG_EVENT_MASK, o->mask);
+	if (o && o->depth)
+		codec_put_u32(&w, FSNOTE_ARG_RING_DEPTH, o->depth);
 	if (o && o->has_since)
 		codec_put_u64(&w, FSNOTE_ARG_SINCE_ID, o->since);
 	for (int i = 0; o && i < 4 && o->exclude[i]; i++)
@@ -235,7 +249,7 @@ static int simple_request(int fd, uint16_t type, uint32_t req, uint32_t sub, str
 /* One event as the tests look at it. */
 struct seen {
 	uint32_t type, flags, pid;
-	uint64_t id, count;
+	uint64_t id, count, id_first, id_last;
 	char path[512], dest[512], rescan[512];
 };
 
@@ -273,6 +287,8 @@ static int flush_collect(int fd, uint32_t sub, struct seen *out, int max)
 			s->pid = ev.pid;
 			s->id = ev.id;
 			s->count = ev.count;
+			s->id_first = ev.id_first;
+			s->id_last = ev.id_last;
 			snprintf(s->path, sizeof(s->path), "%.*s", (int)ev.path_len, ev.path);
 			if (ev.dest)
 				snprintf(s->dest, sizeof(s->dest), "%.*s", (int)ev.dest_len, ev.dest);
@@ -497,6 +513,13 @@ START_TEST(test_opath_and_file_refused)
 	int opath = open(watch_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_eq(subscribe(fd, opath, NULL), -EBADF);
 	close(opath);
+	/* O_DIRECTORY is not required (fsnote-protocol(7)): a plain read-only
+	 * descriptor of a directory proves the same access */
+	int plain = open(watch_dir, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_gt(subscribe(fd, plain, NULL), 0);
+	close(plain);
+	int wr = open(watch_dir, O_RDWR | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_lt(wr, 0); /* a directory cannot be opened for writing at all */
 
 	mkpath("plainfile", file, sizeof(file));
 	touch(file);
@@ -637,6 +660,7 @@ END_TEST
 
 START_TEST(test_system_subscription_privileged_only)
 {
+	reply_timeout_ms = 120000;
 	int fd = connect_hello();
 	struct sub_opts o = { .flags = FSNOTE_SUB_SYSTEM };
 	int r = subscribe(fd, -1, &o);
@@ -994,6 +1018,21 @@ START_TEST(test_inject)
 	const struct seen *s = find(seen, n, FSNOTE_EV_MODIFY, p);
 	ck_assert_msg(s, "the injected event did not arrive");
 	ck_assert(s->flags & FSNOTE_FLAG_INJECTED);
+
+	/* nobody wants it: it still takes an ID of its own (fsnote-protocol(7)) */
+	uint64_t before = 0, got = 0;
+	ck_assert_int_eq(simple_request(fd, FSNOTE_REQ_CURRENT_ID, 7, 0, &rec), 0);
+	ck_assert_int_eq(codec_get_u64(&rec, FSNOTE_ARG_ID, &before), 0);
+	codec_writer_init(&w, buf, sizeof(buf), FSNOTE_REQ_INJECT);
+	codec_put_u32(&w, FSNOTE_ARG_REQ_ID, 8);
+	codec_put_u32(&w, FSNOTE_ARG_EVENT_TYPE, FSNOTE_EV_CREATE);
+	codec_put_cstring(&w, FSNOTE_ARG_PATH, "/nowhere/watched/at-all");
+	n = codec_writer_finish(&w);
+	ck_assert_int_eq(send_fds(fd, buf, (size_t)n, NULL, 0), 0);
+	ck_assert_int_eq(wait_reply(fd, 8, &rec), 0);
+	ck_assert_uint_eq(rec.type, FSNOTE_REP_INJECTED);
+	ck_assert_int_eq(codec_get_u64(&rec, FSNOTE_ARG_ID, &got), 0);
+	ck_assert_uint_gt(got, before);
 	close(fd);
 }
 END_TEST
@@ -1018,6 +1057,649 @@ START_TEST(test_status_json)
 	ck_assert(json_array_size(json_object_get(root, "subscribers")) >= 1);
 	json_decref(root);
 	close(fd);
+}
+END_TEST
+
+/* --- output larger than the high-water mark -------------------------------- */
+
+/* Sends @n STATUS requests (IDs from @first) in a single write. */
+static int send_status_batch(int fd, uint32_t first, int n)
+{
+	uint8_t one[64];
+	struct codec_writer w;
+	uint8_t *buf = malloc((size_t)n * sizeof(one));
+	size_t len = 0;
+
+	if (!buf)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		codec_writer_init(&w, one, sizeof(one), FSNOTE_REQ_STATUS);
+		codec_put_u32(&w, FSNOTE_ARG_REQ_ID, first + (uint32_t)i);
+		int k = codec_writer_finish(&w);
+		memcpy(buf + len, one, (size_t)k);
+		len += (size_t)k;
+	}
+	int r = send_fds(fd, buf, len, NULL, 0);
+	free(buf);
+	return r;
+}
+
+/* A client that pipelines requests whose answers outgrow the output
+ * high-water mark (256 KiB: about 177 status replies) gets every answer,
+ * in order, and the connection keeps serving afterwards. */
+START_TEST(test_pipelined_requests_all_answered)
+{
+	struct codec_record rec;
+	int fd = connect_hello();
+	const int n = 400;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(send_status_batch(fd, 1000, n), 0);
+	for (int i = 0; i < n; i++) {
+		uint32_t id = 0;
+		ck_assert_msg(recv_rec(fd, &rec, 5000) == 0, "reply %d of %d never came", i + 1, n);
+		ck_assert_uint_eq(rec.type, FSNOTE_REP_STATUS);
+		ck_assert_int_eq(codec_get_u32(&rec, FSNOTE_ARG_REQ_ID, &id), 0);
+		ck_assert_uint_eq(id, 1000 + (uint32_t)i);
+	}
+	ck_assert_int_eq(simple_request(fd, FSNOTE_REQ_CURRENT_ID, 9, 0, &rec), 0);
+	ck_assert_uint_eq(rec.type, FSNOTE_REP_CURRENT_ID);
+	close(fd);
+	daemon_still_serves();
+}
+END_TEST
+
+/* A flush has to put every pending event ahead of its reply, however many
+ * (2500 creates make several times the high-water mark of records). */
+START_TEST(test_flush_many_pending)
+{
+	char dir[300], p[400];
+	static struct seen seen[16];
+	int fd = connect_hello();
+
+	/* a long latency window and a batch as deep as the ring keep every
+	 * event pending until the flush */
+	struct sub_opts o = { .latency_us = 30 * 1000000, .batch = 65536, .depth = 65536 };
+
+	snprintf(dir, sizeof(dir), "%s/manypending", watch_dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	int sub = subscribe_path(fd, dir, &o);
+	ck_assert_int_gt(sub, 0);
+	for (int i = 0; i < 2500; i++) {
+		snprintf(p, sizeof(p), "%s/a-rather-long-file-name-to-fill-the-output-%05d", dir, i);
+		touch(p);
+	}
+	int n = flush_collect(fd, (uint32_t)sub, seen, 16);
+	ck_assert_msg(n >= 0, "the flush reply never came");
+	/* the connection still serves */
+	struct codec_record rec;
+	ck_assert_int_eq(simple_request(fd, FSNOTE_REQ_CURRENT_ID, 9, 0, &rec), 0);
+	ck_assert_uint_eq(rec.type, FSNOTE_REP_CURRENT_ID);
+	close(fd);
+	daemon_still_serves();
+}
+END_TEST
+
+/* Connections that asked for more than the high-water mark and then went
+ * away without reading are noticed and release their slot: 64 of them,
+ * with a limit of 8 per uid, must not lock the uid out. */
+static int hung_connections_as_nobody(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 64; i++) {
+		int fd = -1;
+		/* a slot frees once the daemon notices the last close */
+		for (int tries = 0; tries < 500 && fd < 0; tries++) {
+			fd = connect_hello();
+			if (fd < 0)
+				usleep(10000);
+		}
+		if (fd < 0) {
+			fprintf(stderr, "connection %d refused: the uid is locked out\n", i);
+			return 1;
+		}
+		if (send_status_batch(fd, 1, 300) < 0)
+			return 2;
+		/* wait until the daemon has filled the socket, then go */
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		(void)poll(&p, 1, 1000);
+		close(fd);
+	}
+	return 0;
+}
+
+START_TEST(test_unread_replies_do_not_lock_out)
+{
+	ck_assert_int_eq(as_nobody(hung_connections_as_nobody, NULL), 0);
+	daemon_still_serves();
+}
+END_TEST
+
+/* --- resume ----------------------------------------------------------------- */
+
+static uint64_t current_id(int fd)
+{
+	struct codec_record rec;
+	uint64_t id = 0;
+	ck_assert_int_eq(simple_request(fd, FSNOTE_REQ_CURRENT_ID, 4, 0, &rec), 0);
+	ck_assert_int_eq(codec_get_u64(&rec, FSNOTE_ARG_ID, &id), 0);
+	return id;
+}
+
+/* The resume's dropped record, if any, means exactly "these IDs are lost":
+ * a range that is not reversed, and no record after it (history included)
+ * inside it.  Returns the index of the dropped record or -1. */
+static int check_resume_drop(const struct seen *seen, int n, uint64_t since)
+{
+	int drop = -1;
+	for (int i = 0; i < n; i++) {
+		if (seen[i].type != FSNOTE_EV_DROPPED)
+			continue;
+		ck_assert_msg(drop < 0, "two dropped records for one resume");
+		drop = i;
+		ck_assert_msg(seen[i].id_first <= seen[i].id_last, "reversed range %llu..%llu",
+			      (unsigned long long)seen[i].id_first, (unsigned long long)seen[i].id_last);
+		ck_assert_uint_eq(seen[i].id, seen[i].id_last);
+		ck_assert(seen[i].flags & FSNOTE_FLAG_MUST_RESCAN);
+		if (since)
+			ck_assert_uint_eq(seen[i].id_first, since + 1);
+	}
+	if (drop >= 0)
+		for (int i = drop + 1; i < n; i++)
+			ck_assert_msg(seen[i].id > seen[drop].id_last,
+				      "record %llu replayed inside the range claimed lost (%llu..%llu)",
+				      (unsigned long long)seen[i].id,
+				      (unsigned long long)seen[drop].id_first,
+				      (unsigned long long)seen[drop].id_last);
+	return drop;
+}
+
+/* The history holds the delete of a directory that was then made again: a
+ * resume on the new directory replays that old delete, which must not end
+ * the new, live subscription (and is not its last record). */
+START_TEST(test_resume_past_old_root_delete)
+{
+	char dir[300], p[400];
+	static struct seen seen[64];
+	int watcher = connect_hello();
+
+	snprintf(dir, sizeof(dir), "%s/reborn", watch_dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	/* a watch on the parent all along, so the resume is answered from the
+	 * history rather than with a must-rescan */
+	int parent = subscribe_path(watcher, watch_dir, NULL);
+	ck_assert_int_gt(parent, 0);
+	int fd = connect_hello();
+	int sub = subscribe_path(fd, dir, NULL);
+	ck_assert_int_gt(sub, 0);
+	uint64_t since = current_id(fd);
+	ck_assert_int_eq(rmdir(dir), 0);
+	ck_assert_int_ge(flush_collect(watcher, (uint32_t)parent, seen, 64), 1);
+	close(fd);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+
+	struct sub_opts o = { .has_since = true, .since = since };
+	fd = connect_hello();
+	sub = subscribe_path(fd, dir, &o);
+	ck_assert_int_gt(sub, 0);
+	int n = flush_collect(fd, (uint32_t)sub, seen, 64);
+	ck_assert_msg(n >= 0, "the resumed subscription was ended by a replayed record");
+	check_resume_drop(seen, n, since);
+	for (int i = 0; i < n; i++)
+		ck_assert_msg(!(seen[i].flags & FSNOTE_FLAG_SUB_ENDED),
+			      "a replayed record (type %u, %s) says the subscription ended",
+			      seen[i].type, seen[i].path);
+	const struct seen *old = find(seen, n, FSNOTE_EV_DELETE, dir);
+	ck_assert_msg(old, "the old delete of the root was not replayed");
+	ck_assert(old->flags & FSNOTE_FLAG_HISTORY);
+	/* still live */
+	snprintf(p, sizeof(p), "%s/after", dir);
+	touch(p);
+	n = flush_collect(fd, (uint32_t)sub, seen, 64);
+	ck_assert_int_ge(n, 1);
+	const struct seen *s = find(seen, n, FSNOTE_EV_CREATE, p);
+	ck_assert_msg(s, "no live event after the resume");
+	ck_assert(!(s->flags & FSNOTE_FLAG_HISTORY));
+	struct codec_record rec;
+	ck_assert_int_eq(simple_request(fd, FSNOTE_REQ_UNSUBSCRIBE, 12, (uint32_t)sub, &rec), 0);
+	ck_assert_uint_eq(rec.type, FSNOTE_REP_UNSUBSCRIBED);
+	close(fd);
+	close(watcher);
+}
+END_TEST
+
+/* The range of the resume's dropped record: an ID older than the history,
+ * and an ID ahead of every ID handed out. */
+START_TEST(test_resume_drop_range)
+{
+	char dir[300], p[400];
+	static struct seen seen[64];
+	int fd = connect_hello();
+
+	snprintf(dir, sizeof(dir), "%s/range", watch_dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	int sub = subscribe_path(fd, dir, NULL);
+	ck_assert_int_gt(sub, 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/f%d", dir, i);
+		touch(p);
+	}
+	ck_assert_int_ge(flush_collect(fd, (uint32_t)sub, seen, 64), 3);
+	uint64_t cur = current_id(fd);
+
+	struct sub_opts o = { .has_since = true, .since = 1 };
+	int fd2 = connect_hello();
+	int s2 = subscribe_path(fd2, dir, &o);
+	ck_assert_int_gt(s2, 0);
+	int n = flush_collect(fd2, (uint32_t)s2, seen, 64);
+	ck_assert_int_ge(n, 1);
+	ck_assert_int_eq(check_resume_drop(seen, n, 1), 0);
+	close(fd2);
+
+	o.since = cur + 1000000;
+	fd2 = connect_hello();
+	s2 = subscribe_path(fd2, dir, &o);
+	ck_assert_int_gt(s2, 0);
+	n = flush_collect(fd2, (uint32_t)s2, seen, 64);
+	ck_assert_int_ge(n, 1);
+	ck_assert_int_eq(check_resume_drop(seen, n, 0), 0);
+	ck_assert_uint_ge(seen[0].id_last, cur);
+	close(fd2);
+	close(fd);
+}
+END_TEST
+
+/* With resume_linger_ms 0 nothing watches a directory between a
+ * disconnect and the resume: the resume must say so (or, on a backend that
+ * still saw it, deliver the change), never stay silent. */
+START_TEST(test_resume_without_linger_is_never_silent)
+{
+	char dir[300], p[400];
+	static struct seen seen[64];
+
+	snprintf(sock_path, sizeof(sock_path), "%s/run/nolinger.sock", base_dir);
+	snprintf(cfg_path, sizeof(cfg_path), "%s/nolinger.json", base_dir);
+	FILE *f = fopen(cfg_path, "w");
+	ck_assert(f);
+	fprintf(f, "{ \"resume_linger_ms\": 0, \"latency_ms\": 0 }\n");
+	fclose(f);
+	ck_assert_int_eq(start_daemon(daemon_backend), 0);
+
+	snprintf(dir, sizeof(dir), "%s/nolinger", watch_dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	int fd = connect_hello();
+	int sub = subscribe_path(fd, dir, NULL);
+	ck_assert_int_gt(sub, 0);
+	uint64_t since = current_id(fd);
+	close(fd);
+	/* the daemon has noticed the close once a new connection is served
+	 * after it: connections are taken in order */
+	fd = connect_hello();
+	(void)current_id(fd);
+	snprintf(p, sizeof(p), "%s/changed", dir);
+	touch(p);
+
+	struct sub_opts o = { .has_since = true, .since = since };
+	sub = subscribe_path(fd, dir, &o);
+	ck_assert_int_gt(sub, 0);
+	int n = flush_collect(fd, (uint32_t)sub, seen, 64);
+	ck_assert_int_ge(n, 0);
+	int drop = check_resume_drop(seen, n, since);
+	ck_assert_msg(drop >= 0 || find(seen, n, FSNOTE_EV_CREATE, p),
+		      "the resume said nothing about a change made while nothing watched");
+	close(fd);
+	kill(daemon_pid, SIGTERM);
+	waitpid(daemon_pid, NULL, 0);
+}
+END_TEST
+
+/* --- reasons ------------------------------------------------------------------ */
+
+/* An event whose path is longer than the protocol carries is dropped with a
+ * reason that says so, not one blaming the pool. */
+START_TEST(test_path_too_long_reason)
+{
+	char dir[300], name[256];
+	static struct seen seen[64];
+	int fd = connect_hello();
+
+	snprintf(dir, sizeof(dir), "%s/deep", watch_dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	memset(name, 'd', 250);
+	name[250] = '\0';
+	/* 18 levels of 251 bytes: deeper than FSNOTE_PATH_MAX */
+	int cur = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(cur, 0);
+	for (int i = 0; i < 18; i++) {
+		ck_assert_int_eq(mkdirat(cur, name, 0755), 0);
+		int next = openat(cur, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		ck_assert_int_ge(next, 0);
+		close(cur);
+		cur = next;
+	}
+	int sub = subscribe_path(fd, dir, NULL);
+	ck_assert_int_gt(sub, 0);
+	int f = openat(cur, "file", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	ck_assert_int_ge(f, 0);
+	close(f);
+	close(cur);
+	int n = flush_collect(fd, (uint32_t)sub, seen, 64);
+	ck_assert_int_ge(n, 0);
+	const struct seen *drop = NULL;
+	for (int i = 0; i < n; i++)
+		if (seen[i].type == FSNOTE_EV_DROPPED)
+			drop = &seen[i];
+	ck_assert_msg(drop, "the event under a too long path was lost silently");
+	ck_assert_msg(!(drop->flags & FSNOTE_FLAG_POOL_RECLAIM), "flags 0x%x blame the pool",
+		      drop->flags);
+	ck_assert_msg(drop->flags & FSNOTE_FLAG_PATH_TOO_LONG, "flags 0x%x", drop->flags);
+	close(fd);
+	daemon_still_serves();
+}
+END_TEST
+
+/* --- the daemon's own work ------------------------------------------------- */
+
+/* The daemon opens and reads directories to watch them (a new directory in
+ * a watched tree, the root of a new subscription): that is not something
+ * the subscriber's tree did, and must not be reported as open or access.
+ * A real open after it still is. */
+START_TEST(test_own_scans_not_reported)
+{
+	char dir[300], sub1[400], p[500];
+	static struct seen seen[64];
+	struct sub_opts o = { .mask = FSNOTE_EV_DEFAULT_MASK | FSNOTE_EV_BIT(FSNOTE_EV_OPEN) |
+				      FSNOTE_EV_BIT(FSNOTE_EV_ACCESS) };
+	int fd = connect_hello();
+
+	snprintf(dir, sizeof(dir), "%s/ownscan", watch_dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	/* opened by this process before anything watches it */
+	snprintf(p, sizeof(p), "%s/pre", dir);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	int pre = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(pre, 0);
+	int sub = subscribe_path(fd, dir, &o);
+	ck_assert_int_gt(sub, 0);
+	snprintf(sub1, sizeof(sub1), "%s/new", dir);
+	ck_assert_int_eq(mkdir(sub1, 0755), 0);
+	snprintf(p, sizeof(p), "%s/new/file", dir);
+	touch(p);
+	/* a subscription rooted inside: the daemon opens its root too */
+	int fd2 = connect_hello();
+	ck_assert_int_gt(subscribe(fd2, pre, NULL), 0);
+	close(pre);
+	int n = flush_collect(fd, (uint32_t)sub, seen, 64);
+	ck_assert_int_ge(n, 2);
+	for (int i = 0; i < n; i++)
+		ck_assert_msg(!((seen[i].type == FSNOTE_EV_OPEN || seen[i].type == FSNOTE_EV_ACCESS) &&
+				(seen[i].flags & FSNOTE_FLAG_IS_DIR)),
+			      "the daemon's own scan was reported: %s of %s (pid %u)",
+			      seen[i].type == FSNOTE_EV_OPEN ? "open" : "access", seen[i].path, seen[i].pid);
+	/* someone else reading the directory is still reported */
+	int d = open(sub1, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(d, 0);
+	close(d);
+	n = flush_collect(fd, (uint32_t)sub, seen, 64);
+	ck_assert_msg(find(seen, n, FSNOTE_EV_OPEN, sub1), "a real open of a directory was not reported");
+	close(fd2);
+	close(fd);
+}
+END_TEST
+
+/* --- kernel watches per uid ---------------------------------------------------- */
+
+static void make_tree(const char *top, int subdirs)
+{
+	char p[400];
+	ck_assert_int_eq(mkdir(top, 0755), 0);
+	for (int i = 0; i < subdirs; i++) {
+		snprintf(p, sizeof(p), "%s/d%03d", top, i);
+		ck_assert_int_eq(mkdir(p, 0755), 0);
+	}
+}
+
+static int sub_message_has(int fd, const char *dir, const char *needle)
+{
+	uint8_t buf[256];
+	struct codec_writer w;
+	struct codec_record rec;
+	const char *msg = "";
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	codec_writer_init(&w, buf, sizeof(buf), FSNOTE_REQ_SUBSCRIBE);
+	codec_put_u32(&w, FSNOTE_ARG_REQ_ID, 3);
+	codec_put_u32(&w, FSNOTE_ARG_SUB_FLAGS, 0);
+	int n = codec_writer_finish(&w);
+	if (dirfd < 0 || send_fds(fd, buf, (size_t)n, &dirfd, 1) < 0 || wait_reply(fd, 3, &rec) < 0)
+		return -1;
+	close(dirfd);
+	(void)codec_get_string(&rec, FSNOTE_ARG_MESSAGE, &msg, NULL);
+	if (rec.type != FSNOTE_REP_ERROR || reply_errno(&rec) != -EDQUOT || !strstr(msg, needle)) {
+		fprintf(stderr, "expected EDQUOT mentioning %s, got type 0x%x: %s\n", needle, rec.type, msg);
+		return -1;
+	}
+	return 0;
+}
+
+static char quota_dir[300];
+
+static int watch_quota_as_nobody(void *arg)
+{
+	char a[400], b[400], c[400], p[500];
+	static struct seen seen[64];
+	(void)arg;
+
+	snprintf(a, sizeof(a), "%s/a", quota_dir);
+	snprintf(b, sizeof(b), "%s/b", quota_dir);
+	snprintf(c, sizeof(c), "%s/c", quota_dir);
+	/* 31 directories: past the limit of 20 at once */
+	int fd = connect_hello();
+	if (fd < 0 || sub_message_has(fd, c, "max_watches_per_uid") < 0)
+		return 1;
+	/* 16, then 16 more while the first are live: refused */
+	int fa = connect_hello();
+	if (fa < 0 || subscribe_path(fa, a, NULL) <= 0)
+		return 2;
+	if (sub_message_has(fd, b, "max_watches_per_uid") < 0)
+		return 3;
+	/* once the first subscription only lingers, its watches make room */
+	close(fa);
+	int sb = -1;
+	for (int i = 0; i < 200 && sb <= 0; i++) {
+		sb = subscribe_path(fd, b, NULL);
+		if (sb <= 0)
+			usleep(10000); /* until the daemon has noticed the close */
+	}
+	if (sb <= 0) {
+		fprintf(stderr, "lingering watches were not given up: %d\n", sb);
+		return 4;
+	}
+	/* growing past the limit: the subscriber is told its watch is incomplete */
+	for (int i = 0; i < 8; i++) {
+		snprintf(p, sizeof(p), "%s/grown%d", b, i);
+		if (mkdir(p, 0755) < 0)
+			return 5;
+	}
+	int n = flush_collect(fd, (uint32_t)sb, seen, 64);
+	bool told = false;
+	for (int i = 0; i < n; i++)
+		told |= seen[i].type == FSNOTE_EV_DROPPED && (seen[i].flags & FSNOTE_FLAG_MUST_RESCAN);
+	if (!told) {
+		fprintf(stderr, "growth past the limit was not reported (%d records)\n", n);
+		return 6;
+	}
+	close(fd);
+	return 0;
+}
+
+/* On inotify every directory costs a kernel watch from one limit shared by
+ * all users: each uid is charged for the watches its subscriptions add, up
+ * to max_watches_per_uid, and its lingering watches give way. */
+START_TEST(test_watches_per_uid)
+{
+	char c[400];
+
+	snprintf(sock_path, sizeof(sock_path), "%s/run/quota.sock", base_dir);
+	snprintf(cfg_path, sizeof(cfg_path), "%s/quota.json", base_dir);
+	FILE *f = fopen(cfg_path, "w");
+	ck_assert(f);
+	fprintf(f, "{ \"max_watches_per_uid\": 20, \"latency_ms\": 0 }\n");
+	fclose(f);
+	ck_assert_int_eq(start_daemon("inotify"), 0);
+
+	snprintf(quota_dir, sizeof(quota_dir), "%s/quota", watch_dir);
+	ck_assert_int_eq(mkdir(quota_dir, 0755), 0);
+	char a[400], b[400];
+	snprintf(a, sizeof(a), "%s/a", quota_dir);
+	snprintf(b, sizeof(b), "%s/b", quota_dir);
+	snprintf(c, sizeof(c), "%s/c", quota_dir);
+	make_tree(a, 15);
+	make_tree(b, 15);
+	make_tree(c, 30);
+	ck_assert_int_eq(chmod(b, 0777), 0); /* nobody grows it */
+	ck_assert_int_eq(as_nobody(watch_quota_as_nobody, NULL), 0);
+	/* root is not limited */
+	int fd = connect_hello();
+	ck_assert_int_gt(subscribe_path(fd, c, NULL), 0);
+	close(fd);
+	daemon_still_serves();
+	kill(daemon_pid, SIGTERM);
+	waitpid(daemon_pid, NULL, 0);
+}
+END_TEST
+
+static int big_quota_as_nobody(void *arg)
+{
+	char a[400], b[400];
+	(void)arg;
+
+	snprintf(a, sizeof(a), "%s/a", quota_dir);
+	snprintf(b, sizeof(b), "%s/b", quota_dir);
+	int fa = connect_hello();
+	if (fa < 0 || subscribe_path(fa, a, NULL) <= 0)
+		return 1;
+	close(fa); /* 300 watches linger */
+	/* the first slice of B's walk fits beside them, a later one does not:
+	 * the lingering watches still give way */
+	int fd = connect_hello();
+	int sb = -1;
+	for (int i = 0; i < 200 && sb <= 0; i++) {
+		sb = subscribe_path(fd, b, NULL);
+		if (sb <= 0) {
+			fprintf(stderr, "subscribe: %d\n", sb);
+			usleep(10000);
+		}
+	}
+	close(fd);
+	return sb > 0 ? 0 : 2;
+}
+
+/* The same when the limit is reached in a later slice of a long walk. */
+START_TEST(test_watches_per_uid_during_walk)
+{
+	char a[400], b[400];
+
+	snprintf(sock_path, sizeof(sock_path), "%s/run/quota2.sock", base_dir);
+	snprintf(cfg_path, sizeof(cfg_path), "%s/quota2.json", base_dir);
+	FILE *f = fopen(cfg_path, "w");
+	ck_assert(f);
+	fprintf(f, "{ \"max_watches_per_uid\": 600, \"latency_ms\": 0 }\n");
+	fclose(f);
+	ck_assert_int_eq(start_daemon("inotify"), 0);
+	snprintf(quota_dir, sizeof(quota_dir), "%s/quota2", watch_dir);
+	ck_assert_int_eq(mkdir(quota_dir, 0755), 0);
+	snprintf(a, sizeof(a), "%s/a", quota_dir);
+	snprintf(b, sizeof(b), "%s/b", quota_dir);
+	make_tree(a, 299);
+	make_tree(b, 399);
+	ck_assert_int_eq(as_nobody(big_quota_as_nobody, NULL), 0);
+	daemon_still_serves();
+	kill(daemon_pid, SIGTERM);
+	waitpid(daemon_pid, NULL, 0);
+}
+END_TEST
+
+/* --- a large tree does not stall others ---------------------------------------- */
+
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* inotify needs a kernel watch per directory, set up by walking the tree:
+ * while one client subscribes to 20000 directories, another client's
+ * requests are answered between the slices of that walk, not after it. */
+START_TEST(test_large_subscribe_does_not_stall_others)
+{
+	char top[300], p[400];
+	uint8_t buf[256];
+	struct codec_writer w;
+	struct codec_record rec;
+
+	if (strcmp(daemon_backend, "inotify") != 0)
+		return; /* fanotify marks whole filesystems: nothing is walked */
+	snprintf(top, sizeof(top), "%s/big", watch_dir);
+	ck_assert_int_eq(mkdir(top, 0755), 0);
+	for (int i = 0; i < 100; i++) {
+		snprintf(p, sizeof(p), "%s/p%03d", top, i);
+		ck_assert_int_eq(mkdir(p, 0755), 0);
+		for (int j = 0; j < 199; j++) {
+			snprintf(p, sizeof(p), "%s/p%03d/d%03d", top, i, j);
+			ck_assert_int_eq(mkdir(p, 0755), 0);
+		}
+	}
+	int a = connect_hello(), b = connect_hello();
+	ck_assert_int_ge(a, 0);
+	ck_assert_int_ge(b, 0);
+	/* A subscribes (the reply is read later), then asks for the current ID:
+	 * that reply must come after SUBSCRIBED, as replies keep their order */
+	int dirfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	codec_writer_init(&w, buf, sizeof(buf), FSNOTE_REQ_SUBSCRIBE);
+	codec_put_u32(&w, FSNOTE_ARG_REQ_ID, 71);
+	codec_put_u32(&w, FSNOTE_ARG_SUB_FLAGS, 0);
+	int n = codec_writer_finish(&w);
+	ck_assert_int_eq(send_fds(a, buf, (size_t)n, &dirfd, 1), 0);
+	close(dirfd);
+	codec_writer_init(&w, buf, sizeof(buf), FSNOTE_REQ_CURRENT_ID);
+	codec_put_u32(&w, FSNOTE_ARG_REQ_ID, 72);
+	n = codec_writer_finish(&w);
+	ck_assert_int_eq(send_fds(a, buf, (size_t)n, NULL, 0), 0);
+
+	/* B asks again and again until A's reply is there */
+	int answered = 0;
+	double worst = 0;
+	for (uint32_t req = 1000;; req++) {
+		struct pollfd pa = { .fd = a, .events = POLLIN };
+		if (poll(&pa, 1, 0) == 1)
+			break;
+		double t0 = now_ms();
+		ck_assert_int_eq(simple_request(b, FSNOTE_REQ_CURRENT_ID, req, 0, &rec), 0);
+		double dt = now_ms() - t0;
+		worst = dt > worst ? dt : worst;
+		answered++;
+		ck_assert_msg(answered < 1000000, "A's subscription never completed");
+	}
+	ck_assert_int_eq(recv_rec(a, &rec, 30000), 0);
+	ck_assert_uint_eq(rec.type, FSNOTE_REP_SUBSCRIBED);
+	uint32_t sub = 0;
+	ck_assert_int_eq(codec_get_u32(&rec, FSNOTE_ARG_SUB_ID, &sub), 0);
+	ck_assert_int_eq(recv_rec(a, &rec, 5000), 0);
+	ck_assert_uint_eq(rec.type, FSNOTE_REP_CURRENT_ID);
+	fprintf(stderr, "other client: %d requests answered while 20000 directories were walked, "
+			"worst %.1f ms\n", answered, worst);
+	/* one walk in one go answers at most two of them before it is done */
+	ck_assert_msg(answered >= 10, "only %d requests answered during the walk", answered);
+	/* and the walk is complete: a change in the last directory is seen */
+	static struct seen seen[16];
+	snprintf(p, sizeof(p), "%s/p099/d198/late", top);
+	touch(p);
+	n = flush_collect(a, sub, seen, 16);
+	ck_assert_msg(find(seen, n, FSNOTE_EV_CREATE, p), "the last directory walked is not watched");
+	close(a);
+	close(b);
 }
 END_TEST
 
@@ -1088,6 +1770,29 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_since_id_replay_and_rescan);
 	tcase_add_test(tc, test_inject);
 	tcase_add_test(tc, test_status_json);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("resume");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_resume_past_old_root_delete);
+	tcase_add_test(tc, test_resume_drop_range);
+	tcase_add_test(tc, test_resume_without_linger_is_never_silent);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("reasons");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_path_too_long_reason);
+	tcase_add_test(tc, test_own_scans_not_reported);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("backpressure");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_pipelined_requests_all_answered);
+	tcase_add_test(tc, test_flush_many_pending);
+	tcase_add_test(tc, test_unread_replies_do_not_lock_out);
+	tcase_add_test(tc, test_watches_per_uid);
+	tcase_add_test(tc, test_watches_per_uid_during_walk);
+	tcase_add_test(tc, test_large_subscribe_does_not_stall_others);
 	suite_add_tcase(s, tc);
 	return s;
 }
