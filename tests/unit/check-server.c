@@ -1828,9 +1828,12 @@ int main(int argc, char **argv)
 	char state[sizeof(base_dir) + 16];
 	snprintf(state, sizeof(state), "%s/state", base_dir);
 	setenv("STATE_DIRECTORY", state, 1);
+	/* these tests hold the memory history to the resume contract of
+	 * fsnote-protocol(7); the journal's, across restarts, is
+	 * tests/e2e/journal.sh's */
 	FILE *f = fopen(cfg_path, "w");
 	fprintf(f, "{ \"handshake_timeout_ms\": 500, \"max_connections_per_uid\": 8,\n"
-		   "  \"latency_ms\": 0, \"ring_max_depth\": 65536 }\n");
+		   "  \"latency_ms\": 0, \"ring_max_depth\": 65536, \"journal\": false }\n");
 	fclose(f);
 	r = start_daemon(backend);
 	if (r != 0)
