@@ -91,7 +91,21 @@ e2e_copy_binaries() {
     export LD_LIBRARY_PATH=$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 }
 
+# Processes a script starts in the background (watches as other users, a
+# client in another namespace): add each pid to E2E_BG_PIDS; e2e_stop_bg
+# ends them all, and so does the cleanup.
+E2E_BG_PIDS=()
+e2e_stop_bg() {
+    local p
+    for p in "${E2E_BG_PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    E2E_BG_PIDS=()
+}
+
 e2e_cleanup() {
+    e2e_stop_bg
     e2e_stop_watch
     e2e_stop_daemon
     for m in $(awk -v t="$E2E_TMP" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do

@@ -24,17 +24,7 @@ ALICE=61001
 BOB=61002
 AS_ALICE=(setpriv --reuid=$ALICE --regid=$ALICE --clear-groups)
 AS_BOB=(setpriv --reuid=$BOB --regid=$BOB --clear-groups)
-BG_PIDS=()
-
-stop_bg() {
-    local p
-    for p in "${BG_PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    BG_PIDS=()
-}
-trap 'stop_bg; kill -CONT "${E2E_DPID:-0}" 2>/dev/null || true; e2e_cleanup' EXIT
+trap 'kill -CONT "${E2E_DPID:-0}" 2>/dev/null || true; e2e_cleanup' EXIT
 
 # watch_as WHO NAME DIR [options...]: `fsnotectl watch --json` as root,
 # alice or bob, output in $E2E_TMP/NAME.out, returns once established.
@@ -45,7 +35,7 @@ watch_as() {
     case $who in alice) as=("${AS_ALICE[@]}") ;; bob) as=("${AS_BOB[@]}") ;; esac
     : > "$out"
     "${as[@]}" "$USER_FSNOTECTL" watch --json "$@" "$dir" > "$out" 2> "$err" &
-    BG_PIDS+=("$!")
+    E2E_BG_PIDS+=("$!")
     for _ in $(seq 500); do
         grep -q 'Watches established.' "$err" 2>/dev/null && return 0
         kill -0 "$!" 2>/dev/null || e2e_fail "$who's watch of $dir exited: $(cat "$err")"
@@ -125,7 +115,7 @@ check_race() {
         e2e_fail "alice's ring overflowed: the names were not all judged"
     [ "$(leaked a-race '/t[0-9]+$')" -ge 1 ] || e2e_fail "alice saw none of her own directories"
     [ "$leaked_n" -eq 0 ] || e2e_fail "path reuse: $leaked_n of $ROUNDS secret names leaked to alice: $(grep -m3 secret "$E2E_TMP/a-race.out")"
-    stop_bg
+    e2e_stop_bg
     e2e_pass "$BACKEND: path reuse, $ROUNDS rounds, daemon running: 0 of $seen names root saw leaked ($(rescans a-race) rescan records)"
 }
 
@@ -149,7 +139,7 @@ check_race_stopped() {
     l=$(leaked a-race2 'secret')
     [ "$l" -eq 0 ] || e2e_fail "path reuse with the daemon stopped: $l of $n names leaked"
     [ "$(rescans a-race2)" -ge 1 ] || e2e_fail "alice was not told to rescan what was withheld"
-    stop_bg
+    e2e_stop_bg
     e2e_pass "$BACKEND: path reuse with the daemon stopped: 0 of $n names leaked, a rescan record instead"
 }
 
@@ -171,7 +161,7 @@ check_replay() {
     [ "$l" -eq 0 ] || e2e_fail "history replay leaked $l of bob's names to alice: $(grep -m2 histsecret "$E2E_TMP/a-replay.out")"
     [ "$(rescans a-replay)" -ge 1 ] || e2e_fail "the replay gave alice neither the names nor a rescan record: $(cat "$E2E_TMP/a-replay.out")"
     [ "$(leaked a-replay '/p$')" -ge 1 ] || e2e_fail "alice's own directory is missing from the replay"
-    stop_bg
+    e2e_stop_bg
     e2e_pass "$BACKEND: replay after delete and recreate: 0 names, a rescan record"
 }
 
@@ -196,7 +186,7 @@ check_replay_uncovered() {
     l=$(leaked a-replay2 'uncovsecret')
     [ "$l" -eq 0 ] || e2e_fail "replay of a directory no subscription covered leaked $l names"
     [ "$(rescans a-replay2)" -ge 1 ] || e2e_fail "the replay gave alice neither the names nor a rescan record"
-    stop_bg
+    e2e_stop_bg
     e2e_pass "$BACKEND: replay of a directory no subscription covered: 0 names, a rescan record"
 }
 
@@ -218,7 +208,7 @@ check_revoke() {
     local l
     l=$(leaked a-revoke 'after')
     [ "$l" -eq 0 ] || e2e_fail "after chmod 700, $l names still reached alice"
-    stop_bg
+    e2e_stop_bg
     e2e_pass "$BACKEND: chmod 700 revokes at once with -e create,modify,close_write"
 }
 
@@ -241,7 +231,7 @@ check_moved() {
         e2e_fail "root (-e close_write only) did not see the writes under the new path: $(cat "$E2E_TMP/r-moved.out")"
     [ "$(jq -n --arg p "$d/pub/x" '[inputs | select(.path == $p)] | length' "$E2E_TMP/r-moved.out")" -eq 1 ] ||
         e2e_fail "writes after the move were reported under the old path"
-    stop_bg
+    e2e_stop_bg
     e2e_pass "$BACKEND: a directory moved into a private one: no names for alice, the new path for root"
 }
 
@@ -258,7 +248,7 @@ check_0711() {
     local l
     l=$(leaked a-711 'hidden')
     [ "$l" -eq 0 ] || e2e_fail "$l names from a 0711 directory reached alice"
-    stop_bg
+    e2e_stop_bg
     e2e_pass "$BACKEND: 0711 directory: no names (search without read is not listing)"
 }
 
@@ -284,7 +274,7 @@ check_rename_attrs() {
     [ "$bad" -eq 0 ] || e2e_fail "a record of alice's rename carries bob's file's attributes: $(grep "\"$d/a\"" "$E2E_TMP/a-attrs.out")"
     e2e_jq_any "$E2E_TMP/a-attrs.out" '.type == "rename" and .dest == $b' --arg b "$d/b" ||
         e2e_fail "no rename record: $(cat "$E2E_TMP/a-attrs.out")"
-    stop_bg
+    e2e_stop_bg
     e2e_pass "$BACKEND: rename attributes are the moved object's (ino $a_ino) or absent, never bob's (ino $b_ino)"
 }
 
@@ -310,7 +300,7 @@ check_two_roots() {
     low=$(leaked a-low 'low[0-9]')
     [ "$low" -ge 10 ] || e2e_fail "the subscription on x/y (opened while x was 0711) saw $low of 10 names"
     [ "$top" -eq 0 ] || e2e_fail "the subscription on the top, with x now 0700, got $top names"
-    stop_bg
+    e2e_stop_bg
     e2e_pass "$BACKEND: two roots of one user judged apart ($low below, 0 above)"
 }
 
@@ -329,7 +319,7 @@ check_status() {
         e2e_fail "alice's status lacks version, backend, health, limits or her usage"
     "$USER_FSNOTECTL" status --json | jq -e '.interest.attrib >= 1 and has("sources")' > /dev/null ||
         e2e_fail "root's status lost the daemon-wide tables"
-    stop_bg
+    e2e_stop_bg
     e2e_pass "$BACKEND: status shows alice her own and no one else's"
 }
 

@@ -14,16 +14,6 @@ e2e_enter_namespace "$@"
 
 CHROOT_WATCH=$E2E_TOP/tests/e2e/ns/chroot-watch
 [ -x "$CHROOT_WATCH" ] || { echo "SKIP: $CHROOT_WATCH is not built"; exit 77; }
-BG_PIDS=()
-stop_bg() {
-    local p
-    for p in "${BG_PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    BG_PIDS=()
-}
-trap 'stop_bg; e2e_cleanup' EXIT
 chmod 0755 "$E2E_TMP"
 
 # bg_watch NAME COMMAND...: runs a watching command in the background,
@@ -33,7 +23,7 @@ bg_watch() {
     local name=$1; shift
     : > "$E2E_TMP/$name.out"
     "$@" > "$E2E_TMP/$name.out" 2> "$E2E_TMP/$name.err" &
-    BG_PIDS+=("$!")
+    E2E_BG_PIDS+=("$!")
     local p=$!
     for _ in $(seq 500); do
         grep -q 'Watches established.\|^ready' "$E2E_TMP/$name.err" 2>/dev/null && return 0
@@ -99,7 +89,7 @@ for BACKEND in fanotify inotify; do
             e2e_fail "inotify's refusal is not one clear line: $msg"
         e2e_pass "inotify: another mount namespace refused in one line: $msg"
     fi
-    stop_bg
+    e2e_stop_bg
 
     # 2. a bind mount of a subdirectory exposes that subdirectory only
     if [ "$BACKEND" = fanotify ]; then
@@ -114,7 +104,7 @@ for BACKEND in fanotify inotify; do
         ! grep -q 'outside\|moved-out\|/other' "$E2E_TMP/sub.out" || e2e_fail "a name from outside the bind mount: $(cat "$E2E_TMP/sub.out")"
         has_json sub ".type == \"delete\" and .path == \"$B/view/sub/inside\" and (.flags | index(\"renamed\"))" ||
             e2e_fail "the move out is not a delete flagged renamed: $(cat "$E2E_TMP/sub.out")"
-        stop_bg
+        e2e_stop_bg
         e2e_pass "fanotify: a bind mount of a subdirectory yields nothing from outside it (a move out is a delete, renamed)"
     fi
 
@@ -128,7 +118,7 @@ for BACKEND in fanotify inotify; do
     for _ in $(seq 500); do grep -q 'in-chroot' "$E2E_TMP/chroot.out" && break; sleep 0.02; done
     grep -q '^create /data/sub/in-chroot$' "$E2E_TMP/chroot.out" ||
         e2e_fail "chroot client got: $(cat "$E2E_TMP/chroot.out")"
-    stop_bg
+    e2e_stop_bg
     e2e_pass "$BACKEND: a client in a chroot gets paths in its own view (/data/sub/in-chroot)"
 
     # 4. an unprivileged user namespace (unshare -Urm) as nobody
@@ -141,7 +131,7 @@ for BACKEND in fanotify inotify; do
                 "mount --bind '$SRV' '$NB/mnt' && exec '$USER_FSNOTECTL' watch --json '$NB/mnt'" ||
                 e2e_fail "user namespace client: $(cat "$E2E_TMP/userns.err")"
             ops_seen userns "$SRV" "$NB/mnt"
-            stop_bg
+            e2e_stop_bg
             e2e_pass "fanotify: nobody in its own user and mount namespace (unshare -Urm) gets its own paths"
         else
             echo "note: unprivileged user namespaces are disabled here; the unshare -Urm case is not run"
@@ -153,7 +143,7 @@ for BACKEND in fanotify inotify; do
     bg_watch link "${NOBODY[@]}" "$USER_FSNOTECTL" watch --json "$B/link" || e2e_fail "link: $(cat "$E2E_TMP/link.err")"
     touch "$SRV/sub/via-link"
     wait_json link "$B/link/sub/via-link"
-    stop_bg
+    e2e_stop_bg
     e2e_pass "$BACKEND: paths start with the path the client opened ($B/link)"
 
     e2e_stop_daemon

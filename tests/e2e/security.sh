@@ -15,17 +15,6 @@ e2e_enter_namespace "$@"
 
 
 T=$E2E_TMP/tree
-BG_PIDS=()
-
-stop_bg() {
-    local p
-    for p in "${BG_PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    BG_PIDS=()
-}
-trap 'stop_bg; e2e_cleanup' EXIT
 
 # watch_as WHO NAME DIR [options...]: starts `fsnotectl watch --json` as
 # root or nobody, output in $E2E_TMP/NAME.out, waits for the confirmation.
@@ -39,7 +28,7 @@ watch_as() {
         "$FSNOTECTL" watch --json "$@" "$dir" > "$out" 2> "$err" &
     fi
     local p=$!
-    BG_PIDS+=("$p")
+    E2E_BG_PIDS+=("$p")
     for _ in $(seq 250); do
         grep -q 'Watches established.' "$err" 2>/dev/null && return 0
         kill -0 "$p" 2>/dev/null || e2e_fail "$who's watch of $dir exited: $(cat "$err")"
@@ -121,7 +110,7 @@ check_hidden_names() {
     touch "$T/pub/END3"
     wait_path "$E2E_TMP/nb.out" "$T/pub/END3"
     ! grep -q 'secret-again' "$nb" || e2e_fail "nobody saw a name after the directory went back to 0700"
-    stop_bg
+    e2e_stop_bg
     e2e_pass "after chmod 0755 nobody sees inside (creates and renames); after chmod 0700 no longer"
 }
 
@@ -162,7 +151,7 @@ check_pids() {
     if [ "$BACKEND" != fanotify ]; then
         # inotify does not know who acted: every pid is 0, which hides it from all
         has "$E2E_TMP/rootp.out" 'select(.pid != 0)' && e2e_fail "$BACKEND reported a pid it cannot know"
-        stop_bg
+        e2e_stop_bg
         e2e_pass "the acting pid: $BACKEND knows none, 0 for everyone (the fanotify run checks the rule)"
         return 0
     fi
@@ -172,7 +161,7 @@ check_pids() {
         e2e_fail "root was not shown its own pid"
     has "$E2E_TMP/rootp.out" --arg p "$T/pub/nb/by-nobody" --argjson pid "$npid" 'select(.path == $p and .type == "create") | .pid == $pid' ||
         e2e_fail "root was not shown nobody's pid"
-    stop_bg
+    e2e_stop_bg
     e2e_pass "the acting pid: shown to root and to the actor's own uid, 0 to others"
 }
 
@@ -191,12 +180,12 @@ check_system() {
     fi
     # root may
     "$FSNOTECTL" watch --system --json --count 1 --timeout 5 -e create > "$E2E_TMP/sys.out" 2> "$E2E_TMP/sys.err" & local p=$!
-    BG_PIDS+=("$p")
+    E2E_BG_PIDS+=("$p")
     for _ in $(seq 250); do grep -q 'Watches established.' "$E2E_TMP/sys.err" && break; sleep 0.02; done
     grep -q 'Watches established.' "$E2E_TMP/sys.err" || e2e_fail "root --system: $(cat "$E2E_TMP/sys.err")"
     touch "$T/pub/system-wide"
     rc=0; wait "$p" || rc=$?
-    BG_PIDS=()
+    E2E_BG_PIDS=()
     [ "$rc" -eq 0 ] || e2e_fail "root --system saw nothing: status $rc, $(cat "$E2E_TMP/sys.err")"
     e2e_pass "whole-system subscription refused for nobody ('$msg'), allowed for root"
 }
@@ -214,7 +203,7 @@ check_connection_limit() {
     local msg; msg=$(cat "$E2E_TMP/err")
     # other uids are not affected
     "$FSNOTECTL" current-id > /dev/null || e2e_fail "root refused while nobody is at its limit"
-    stop_bg
+    e2e_stop_bg
     # and the slots come back
     sleep 0.2
     "${NOBODY[@]}" "$USER_FSNOTECTL" current-id > /dev/null || e2e_fail "nobody still refused after closing its connections"
