@@ -97,6 +97,7 @@ static int cmd_history(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *at = NULL, *until = NULL;
+	struct output out = { .buf = { .fd = STDOUT_FILENO } };
 	bool have_since = false, children = false, json = false;
 	uint64_t since = 0, mask = 0;
 	int c;
@@ -210,7 +211,8 @@ static int cmd_history(int argc, char **argv)
 		subscribe_error(h, path, r);
 		goto out;
 	}
-	struct output out = { .json = json, .color = !json && want_color() };
+	out.json = json;
+	out.color = !json && want_color();
 	for (;;) {
 		fsnote_event *e = NULL;
 		r = fsnote_read(h, -1, &e);
@@ -233,6 +235,7 @@ static int cmd_history(int argc, char **argv)
 	}
 	ret = 0;
 out:
+	free(out.buf.p);
 	fsnote_sub_opts_free(o);
 	fsnote_close(h);
 	return ret;
