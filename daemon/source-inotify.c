@@ -620,31 +620,23 @@ static void emit_st(struct isrc *s, uint32_t type, uint32_t flags, const struct 
 	s->sink.event(s->sink.ctx, &ev);
 }
 
-/* What is now at absolute @path (length @plen), an entry of the watched
- * directory @dir (or @dir itself with @self), looked up in that very
- * directory: a path leading elsewhere by now gives nothing. */
-static bool stat_in(const struct node *dir, bool self, const char *path, size_t plen, struct stat *ret)
+/* The watched directory @dir itself, as it is now at absolute @path
+ * (length @plen): nothing when the path leads to another directory by now
+ * (the watch pins the inode, so its number names it). */
+static bool stat_dir_at(const struct node *dir, const char *path, size_t plen, struct stat *ret)
 {
 	char dpath[PATH_BUF];
-	const char *slash = memrchr(path, '/', plen);
-	size_t dl = self ? plen : slash == path ? 1 : slash ? (size_t)(slash - path) : 0;
 	struct stat st;
 
-	if (dl == 0 || dl >= sizeof(dpath))
+	if (plen == 0 || plen >= sizeof(dpath))
 		return false;
-	memcpy(dpath, path, dl);
-	dpath[dl] = '\0';
-	int dfd = open(dpath, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0)
+	memcpy(dpath, path, plen);
+	dpath[plen] = '\0';
+	if (lstat(dpath, &st) < 0 || !S_ISDIR(st.st_mode) || (uint64_t)st.st_dev != dir->dev ||
+	    (uint64_t)st.st_ino != dir->ino)
 		return false;
-	bool ok = fstat(dfd, &st) == 0 && (uint64_t)st.st_dev == dir->dev &&
-		  (uint64_t)st.st_ino == dir->ino;
-	if (ok && self)
-		*ret = st;
-	else if (ok)
-		ok = fstatat(dfd, slash + 1, ret, AT_SYMLINK_NOFOLLOW) == 0;
-	close(dfd);
-	return ok;
+	*ret = st;
+	return true;
 }
 
 static void emit(struct isrc *s, uint32_t type, uint32_t flags, const struct node *dir, bool self,
@@ -657,8 +649,7 @@ static void emit(struct isrc *s, uint32_t type, uint32_t flags, const struct nod
 	 * attributes are given only for a watched directory itself, which
 	 * its watch identifies; entries get none rather than another's */
 	struct stat st;
-	bool have = do_stat && self && !dest && stat_in(dir, true, path, plen, &st);
-	(void)ddir;
+	bool have = do_stat && self && !dest && stat_dir_at(dir, path, plen, &st);
 	emit_st(s, type, flags, dir, self, path, plen, ddir, dest, dlen, now, have ? &st : NULL);
 }
 
