@@ -21,6 +21,7 @@ import itertools
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import time
 import unittest
@@ -472,9 +473,20 @@ class DaemonTest(unittest.TestCase):
                                   "--backend", BACKEND], stderr=log)
             self.addCleanup(lambda: p.poll() is None and (p.terminate(), p.wait()))
             deadline = time.monotonic() + 10
-            while not os.path.exists(sock):
+            # the socket's name appears when it is bound, a moment before
+            # the daemon listens: wait for a connection to be accepted
+            while True:
                 self.assertIsNone(p.poll(), "the private daemon exited at start-up")
                 self.assertLess(time.monotonic(), deadline, "the private daemon did not listen")
+                if os.path.exists(sock):
+                    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    try:
+                        probe.connect(sock)
+                        break
+                    except ConnectionRefusedError:
+                        pass
+                    finally:
+                        probe.close()
                 time.sleep(0.01)
             return p
         w = self.path("w")
