@@ -78,7 +78,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	long m = 1;
-	long latency_us = 0;
+	long latency_us = -1; /* -1: the library's and daemon's defaults */
 	double timeout = 600;
 	bool idle = false, hold = false;
 	long per_conn = 1;
@@ -125,7 +125,7 @@ int main(int argc, char **argv)
 	uint64_t *lat = malloc(lat_cap * sizeof(*lat));
 	fsnote_sub_opts *o = NULL;
 	if (!subs || !pfd || !lat || fsnote_sub_opts_new(&o) < 0 ||
-	    fsnote_sub_opts_set_latency_us(o, (uint32_t)latency_us) < 0) {
+	    (latency_us >= 0 && fsnote_sub_opts_set_latency_us(o, (uint32_t)latency_us) < 0)) {
 		fprintf(stderr, "fsnote-sink: out of memory\n");
 		return 1;
 	}

@@ -39,7 +39,7 @@ static const struct record_rule rules[] = {
 	{ FSNOTE_REQ_HELLO, "hello", A(VERSION) | A(CLIENT_NAME), A(VERSION), 0 },
 	{ FSNOTE_REQ_SUBSCRIBE, "subscribe",
 	  A(REQ_ID) | A(SUB_FLAGS) | A(EVENT_MASK) | A(DEV_FILTER) | A(RING_DEPTH) |
-	          A(LATENCY_US) | A(BATCH) | A(SINCE_ID) | A(UNTIL_ID) | A(EXCLUDE) | A(PATH),
+	          A(LATENCY_US) | A(BATCH) | A(SINCE_ID) | A(UNTIL_ID) | A(EXCLUDE) | A(PATH) | A(FIELDS),
 	  A(REQ_ID) | A(SUB_FLAGS), A(EXCLUDE) },
 	{ FSNOTE_REQ_UNSUBSCRIBE, "unsubscribe", A(REQ_ID) | A(SUB_ID), A(REQ_ID) | A(SUB_ID), 0 },
 	{ FSNOTE_REQ_CURRENT_ID, "current-id", A(REQ_ID) | A(TIME), A(REQ_ID), 0 },
@@ -107,6 +107,7 @@ enum fsnote_arg_kind codec_arg_kind(uint16_t arg)
 	case FSNOTE_ARG_RING_DEPTH:
 	case FSNOTE_ARG_LATENCY_US:
 	case FSNOTE_ARG_BATCH:
+	case FSNOTE_ARG_FIELDS:
 	case FSNOTE_ARG_VERSION:
 	case FSNOTE_ARG_ERRNO:
 		return FSNOTE_KIND_U32;

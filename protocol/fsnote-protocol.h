@@ -120,6 +120,7 @@ enum fsnote_arg_type {
 	FSNOTE_ARG_EXCLUDE = 0x0029,      /* string, repeatable */
 	FSNOTE_ARG_UNTIL_ID = 0x002a,     /* u64 replay up to this ID, then a history_end
 	                                   * record ends the subscription */
+	FSNOTE_ARG_FIELDS = 0x002b,       /* u32 FSNOTE_FIELD_*: what the events carry */
 
 	FSNOTE_ARG_VERSION = 0x0030,      /* u32 protocol version */
 	FSNOTE_ARG_ERRNO = 0x0031,        /* u32 positive errno value */
@@ -193,6 +194,15 @@ enum fsnote_sub_flag {
 	FSNOTE_SUB_SYSTEM = 1u << 1,    /* every mounted filesystem; no fd; privileged */
 };
 
+/* Optional parts of event records (FSNOTE_ARG_FIELDS in SUBSCRIBE; without
+ * it, all of them).  What no subscription asks for, the daemon does not
+ * compute. */
+enum fsnote_field {
+	FSNOTE_FIELD_STAT = 1u << 0,    /* INO, MODE, UID, GID (and DEST_*) */
+	FSNOTE_FIELD_PID = 1u << 1,     /* PID (else 0) */
+};
+#define FSNOTE_FIELDS_ALL (FSNOTE_FIELD_STAT | FSNOTE_FIELD_PID)
+
 /* Daemon features announced in FSNOTE_REP_HELLO. */
 enum fsnote_feature {
 	FSNOTE_FEATURE_FANOTIFY = 1u << 0,
@@ -203,6 +213,7 @@ enum fsnote_feature {
 	FSNOTE_FEATURE_MOUNT_EVENTS = 1u << 5,
 	FSNOTE_FEATURE_FS_ERROR = 1u << 6,
 	FSNOTE_FEATURE_JOURNAL = 1u << 7,     /* history survives restarts (UNTIL_ID too) */
+	FSNOTE_FEATURE_FIELDS = 1u << 8,      /* SUBSCRIBE takes FIELDS */
 };
 
 #endif
