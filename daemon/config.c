@@ -128,7 +128,7 @@ int config_defaults(struct config *ret)
 		.history_events = 65536,
 		.coalesce_ms = 1000,
 		.resume_linger_ms = 60000,
-		.ring_default_depth = 8192,
+		.ring_default_depth = 65536,
 		.ring_max_depth = 131072,
 		.latency_ms = 10,
 		.batch = 16,

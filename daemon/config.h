@@ -30,7 +30,7 @@ struct config {
 	uint32_t coalesce_ms;           /* "coalesce_ms", default 1000; 0 disables */
 	uint32_t resume_linger_ms;      /* "resume_linger_ms", default 60000; 0 disables */
 	/* rings and wake-ups (per subscription, overridable by the client) */
-	uint32_t ring_default_depth;    /* "ring_default_depth", default 8192 */
+	uint32_t ring_default_depth;    /* "ring_default_depth", default 65536 */
 	uint32_t ring_max_depth;        /* "ring_max_depth", default 131072 */
 	uint32_t latency_ms;            /* "latency_ms", default 10 */
 	uint32_t batch;                 /* "batch", default 16 */

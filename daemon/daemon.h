@@ -134,6 +134,9 @@ struct client {
 	int pending_fd;               /* from SCM_RIGHTS, -1 if none */
 	uint64_t pending_fd_offset;   /* stream offset of the last byte of the read it came with */
 	size_t charged;               /* out bytes charged to acct */
+	/* when it last had nothing pending, or last wrote something while it
+	 * did (0: nothing pending); see sub_client_stalled() */
+	uint64_t busy_since_ns;
 	struct sub *subs;
 	struct sub *pending_sub;      /* subscribed, watch still being set up: the
 	                               * client's later requests wait for it */
@@ -180,6 +183,9 @@ struct daemon {
 	uint64_t source_mask;         /* what the sources were last asked for */
 	uint64_t events_in, events_delivered, events_denied;
 	uint64_t dir_changes;         /* directory attrib, rename and delete records seen */
+	uint64_t now_ns;              /* CLOCK_MONOTONIC of the event being fanned out */
+	size_t out_bytes;             /* every client's output, charged to the pool's bound */
+	bool read_held;               /* a source holds its queue for want of room */
 	struct withheld_memo withheld;
 	uint64_t start_ns;
 	bool draining;
@@ -214,9 +220,16 @@ void sub_sink_init(struct daemon *d, struct source_sink *sink);
 void sub_flush_sources(struct daemon *d);
 int sub_inject(struct daemon *d, const struct codec_record *req, uint64_t *ret_id);
 void sub_status(struct daemon *d, const struct client *asker, json_t *root);
+/* Has @c had something to deliver for a while without taking any of it?
+ * Such a client no longer holds the kernel queue back for everyone. */
+bool sub_client_stalled(const struct client *c, uint64_t now_ns);
+/* Room came back (a client took some of its events): sources that held
+ * their queue read again. */
+void sub_resume_sources(struct daemon *d);
 /* Does @s have anything to deliver (ring, pending drop, journal replay)? */
 bool sub_pending(const struct sub *s);
 void sub_ring_dropped(struct ring *r, void *owner);
+uint64_t sub_ring_stale_since(struct ring *r, void *owner);
 /* A mountwatch callback: mount and unmount records for those who asked. */
 void sub_mount_event(void *ctx, bool attached, const char *point, uint64_t dev, const char *fstype);
 

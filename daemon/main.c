@@ -364,7 +364,8 @@ int main(int argc, char **argv)
 	if (d.journal && journal_last_id(d.journal) >= first_id)
 		first_id = journal_last_id(d.journal) + 1;
 	pool_limits_from(&d.cfg, first_id, start_real, &lim);
-	struct pool_callbacks cb = { .ring_dropped = sub_ring_dropped };
+	struct pool_callbacks cb = { .ring_dropped = sub_ring_dropped,
+				    .ring_stale_since = sub_ring_stale_since };
 	r = pool_new(&lim, &cb, &d.pool);
 	if (r < 0) {
 		log_err("cannot create the event pool: %s", strerror(-r));

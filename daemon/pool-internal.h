@@ -35,6 +35,9 @@ struct pool {
 
 	struct ring *rings;             /* every ring, in creation order reversed */
 	size_t n_rings;
+	size_t ring_bytes;              /* the rings' slot arrays, as heap chunks */
+	size_t ext_bytes;               /* held for subscribers outside the pool
+	                                 * (output buffers), pool_set_external() */
 
 	uint64_t added, merged, reclaimed_rings, reclaimed_events;
 };
@@ -71,6 +74,20 @@ static inline uint64_t ring_head_id(const struct ring *r)
 {
 	return r->count ? r->slots[r->head].ev->id : 0;
 }
+
+/* What the heap really spends on an allocation of @size: glibc rounds the
+ * request plus its size word up to two words, with a four-word minimum. */
+static inline size_t pool_chunk_size(size_t size)
+{
+	const size_t w = sizeof(size_t);
+	size_t c = (size + w + 2 * w - 1) & ~(2 * w - 1);
+	return size == 0 ? 0 : c < 4 * w ? 4 * w : c;
+}
+
+/* Makes room for @bytes more charged to the bound (ring slots), reclaiming
+ * as pool_add() does; the ring asking may itself be truncated.  Returns 0
+ * or -ENOMEM. */
+int pool_reserve(struct pool *p, size_t bytes);
 
 /* Drops every queued entry into the pending drop with @reason.  Returns how
  * many entries went. */

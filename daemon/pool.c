@@ -4,9 +4,13 @@
  * window, coalescing, and reclaim.
  *
  * Invariants:
- * - events <= max_events and bytes <= max_bytes at every return.  An event
- *   is charged the size of the heap chunk that holds it (struct, path and
- *   destination are one allocation), so the byte bound is real memory.
+ * - events <= max_events, and bytes + ring_bytes + ext_bytes <= max_bytes,
+ *   at every return.  This is the one memory bound of everything held for
+ *   subscribers: an event is charged the size of the heap chunk that holds
+ *   it (struct, path and destination are one allocation), a ring its slot
+ *   array's chunk, and the daemon's output buffers what they hold (told by
+ *   pool_set_external(), reclaimed for at the next pool_add()), so the
+ *   bound is real memory.
  * - IDs are handed out at insertion, strictly increasing from first_id + 1,
  *   and never twice: a merged event keeps its ID and takes none.  An ID
  *   handed out by pool_mark() belongs to no event: it only marks a point.
@@ -20,8 +24,12 @@
  * then the rings whose head is the oldest queued event are truncated, each
  * with a pending drop; a ring holds its events in ID order, so a ring
  * holding the oldest live event has it at its head.  Only then does the
- * history give up references that callers still hold.  The ring list is
- * walked only here, never per event.
+ * history give up references that callers still hold.  Before the oldest
+ * event, though, come the rings of subscribers that have taken nothing for
+ * longest (the owner says since when): inside one read of a burst every
+ * ring holds the same oldest event, and the one that keeps up must not pay
+ * for those that stopped.  The ring list is walked only here, never per
+ * event.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -30,14 +38,7 @@
 #include "fsnote-protocol.h"
 #include "pool-internal.h"
 
-/* What the heap really spends on an allocation of @size: glibc rounds the
- * request plus its size word up to two words, with a four-word minimum. */
-static size_t chunk_size(size_t size)
-{
-	const size_t w = sizeof(size_t);
-	size_t c = (size + w + 2 * w - 1) & ~(2 * w - 1);
-	return c < 4 * w ? 4 * w : c;
-}
+#define chunk_size pool_chunk_size
 
 int pool_new(const struct pool_limits *limits, const struct pool_callbacks *cb,
 	     struct pool **ret)
@@ -117,11 +118,48 @@ static struct pool_event *history_at(const struct pool *p, size_t i)
 	return p->hist[k >= p->hist_cap ? k - p->hist_cap : k];
 }
 
-/* Truncates the rings whose head is the oldest queued event.  Returns false
- * if every ring is empty. */
+static void reclaim_one(struct pool *p, struct ring *r)
+{
+	p->reclaimed_events += ring_truncate(r, FSNOTE_FLAG_POOL_RECLAIM);
+	p->reclaimed_rings++;
+	if (p->cb.ring_dropped)
+		p->cb.ring_dropped(r, r->owner);
+}
+
+/* Truncates the stalest rings (see ring_stale_since).  Returns false if no
+ * ring holding events is stale. */
+static bool reclaim_stale(struct pool *p)
+{
+	uint64_t oldest = 0;
+
+	if (!p->cb.ring_stale_since)
+		return false;
+	for (struct ring *r = p->rings; r; r = r->next) {
+		uint64_t t = r->count ? p->cb.ring_stale_since(r, r->owner) : 0;
+		if (t && (!oldest || t < oldest))
+			oldest = t;
+	}
+	if (!oldest)
+		return false;
+	for (struct ring *r = p->rings, *next; r; r = next) {
+		next = r->next;
+		if (!r->count)
+			continue;
+		uint64_t t = p->cb.ring_stale_since(r, r->owner);
+		if (t && t <= oldest + RECLAIM_SLACK_NS)
+			reclaim_one(p, r);
+	}
+	return true;
+}
+
+/* Truncates the rings whose head is the oldest queued event, the stalest
+ * first.  Returns false if every ring is empty. */
 static bool reclaim_rings(struct pool *p)
 {
 	uint64_t min = 0;
+
+	if (reclaim_stale(p))
+		return true;
 
 	for (struct ring *r = p->rings; r; r = r->next) {
 		uint64_t id = ring_head_id(r);
@@ -132,12 +170,8 @@ static bool reclaim_rings(struct pool *p)
 		return false;
 	for (struct ring *r = p->rings, *next; r; r = next) {
 		next = r->next;
-		if (ring_head_id(r) != min)
-			continue;
-		p->reclaimed_events += ring_truncate(r, FSNOTE_FLAG_POOL_RECLAIM);
-		p->reclaimed_rings++;
-		if (p->cb.ring_dropped)
-			p->cb.ring_dropped(r, r->owner);
+		if (ring_head_id(r) == min)
+			reclaim_one(p, r);
 	}
 	return true;
 }
@@ -146,17 +180,32 @@ static bool reclaim_rings(struct pool *p)
  * -ENOMEM when nothing more can be given up (callers hold the rest). */
 static int make_room(struct pool *p, size_t events, size_t bytes)
 {
-	while (p->events + events > p->lim.max_events || p->bytes + bytes > p->lim.max_bytes) {
+	while (p->events + events > p->lim.max_events ||
+	       p->bytes + p->ring_bytes + p->ext_bytes + bytes > p->lim.max_bytes) {
 		if (p->hist_count && p->hist[p->hist_head]->refs == 1)
 			history_drop_oldest(p);
 		else if (reclaim_rings(p))
 			continue;
 		else if (p->hist_count)
 			history_drop_oldest(p);
+		else if (p->events + events <= p->lim.max_events &&
+			 p->bytes + p->ring_bytes + bytes <= p->lim.max_bytes)
+			return 0; /* output the owner holds makes reclaim come early,
+				   * never an event fail */
 		else
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+int pool_reserve(struct pool *p, size_t bytes)
+{
+	return make_room(p, 0, bytes);
+}
+
+void pool_set_external(struct pool *p, size_t bytes)
+{
+	p->ext_bytes = bytes;
 }
 
 /* Moves the history into an array of @n slots, dropping the oldest
@@ -354,6 +403,8 @@ void pool_get_stats(const struct pool *p, struct pool_stats *ret)
 	*ret = (struct pool_stats){
 		.events = p->events,
 		.bytes = p->bytes,
+		.ring_bytes = p->ring_bytes,
+		.ext_bytes = p->ext_bytes,
 		.max_events = p->lim.max_events,
 		.max_bytes = p->lim.max_bytes,
 		.history = p->hist_count,

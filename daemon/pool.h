@@ -8,9 +8,12 @@
  * out.  An event is freed when its last reference goes.
  *
  * The pool never holds more than its limits (events and bytes, paths
- * included).  To make room it first shortens the history, then truncates
- * the ring(s) holding the oldest live event: those rings, and only those,
- * get a pending dropped record.  A ring that passes 3/4 of its depth is
+ * included; the byte bound also covers the rings' slots and what the owner
+ * says it holds besides, see pool_set_external()).  To make room it first
+ * shortens the history, then truncates the rings of the subscribers that
+ * have gone longest without taking anything (or, when none is stale, the
+ * ring(s) holding the oldest live event): those rings, and only those, get
+ * a pending dropped record.  A ring that passes 3/4 of its depth is
  * truncated the same way.  No loss is ever silent: a truncated ring always
  * carries a pending drop (count, ID range, narrowest rescan directory and
  * reason) that its owner must send before any later event.
@@ -105,6 +108,7 @@ struct pool_limits {
 
 struct pool_stats {
 	size_t events, bytes, max_events, max_bytes;
+	size_t ring_bytes, ext_bytes;   /* charged to max_bytes besides the events */
 	size_t history, history_max, rings;
 	uint64_t current_id;
 	uint64_t added, merged, reclaimed_rings, reclaimed_events;
@@ -120,7 +124,14 @@ struct pool_callbacks {
 	/* Reclaim truncated @ring to make room; it now has a pending drop and
 	 * its owner must wake its client. */
 	void (*ring_dropped)(struct ring *ring, void *owner);
+	/* Since when (CLOCK_MONOTONIC ns) @ring's owner has had events pending
+	 * without taking any, 0 if it takes them as they come.  Reclaim
+	 * truncates the most stale rings first (those within RECLAIM_SLACK_NS
+	 * of the stalest), and only when none is stale the rings holding the
+	 * oldest event.  May be NULL (oldest event first). */
+	uint64_t (*ring_stale_since)(struct ring *ring, void *owner);
 };
+#define RECLAIM_SLACK_NS (10ull * 1000000ull)
 
 int pool_new(const struct pool_limits *limits, const struct pool_callbacks *cb,
 	     struct pool **ret);
@@ -143,6 +154,11 @@ int pool_add(struct pool *p, const struct pool_event_init *init, uint64_t now_ns
 	     struct pool_event **ret);
 struct pool_event *pool_event_ref(struct pool_event *ev);
 void pool_event_unref(struct pool *p, struct pool_event *ev);
+/* Charges @bytes held for subscribers outside the pool (the daemon's output
+ * buffers) against the byte bound, replacing what was charged before.  Room
+ * is made for it at the next pool_add(), never here (callers may be in the
+ * middle of reading a ring). */
+void pool_set_external(struct pool *p, size_t bytes);
 /* The last ID handed out. */
 uint64_t pool_current_id(const struct pool *p);
 /* Hands out an ID that no event carries, marking a point in the sequence
@@ -226,6 +242,10 @@ bool ring_has_drop(const struct ring *r);
  * Merges with a drop already pending.  @scope NULL means the ring's root. */
 void ring_mark_dropped(struct ring *r, uint32_t reason_flags, uint64_t count,
 		       uint64_t id_first, uint64_t id_last, const char *scope);
+/* How many more entries the ring can take before it holds half its limit or
+ * @cap entries, whichever is less (the point past which its owner should
+ * stop taking events in for it). */
+uint32_t ring_headroom(const struct ring *r, uint32_t cap);
 /* The owner calls this when it starts delivering (timer fired or woken),
  * so that the next push can ask for a new wake-up. */
 void ring_woken(struct ring *r);

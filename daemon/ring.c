@@ -66,6 +66,21 @@ int ring_new(struct pool *p, const struct ring_config *cfg, const char *scope_ro
 	return 0;
 }
 
+#define SLOT_BYTES(n) pool_chunk_size((size_t)(n) * sizeof(struct ring_entry))
+
+/* Gives back slots above RING_KEEP_SLOTS of an empty ring. */
+static void shrink_slots(struct ring *r)
+{
+	if (r->cap <= RING_KEEP_SLOTS)
+		return;
+	struct ring_entry *s = realloc(r->slots, RING_KEEP_SLOTS * sizeof(*s));
+	if (!s)
+		return;
+	r->pool->ring_bytes -= SLOT_BYTES(r->cap) - SLOT_BYTES(RING_KEEP_SLOTS);
+	r->slots = s;
+	r->cap = RING_KEEP_SLOTS;
+}
+
 static void drop_scope_free(struct ring *r)
 {
 	free(r->drop_scope);
@@ -80,6 +95,7 @@ struct ring *ring_free(struct ring *r)
 	for (uint32_t i = 0, k = r->head; i < r->count; i++, k = k + 1 == r->cap ? 0 : k + 1)
 		pool_event_unref(r->pool, r->slots[k].ev);
 	pool_unlink_ring(r->pool, r);
+	r->pool->ring_bytes -= SLOT_BYTES(r->cap);
 	free(r->slots);
 	drop_scope_free(r);
 	free(r->root);
@@ -217,13 +233,7 @@ size_t ring_truncate(struct ring *r, uint32_t reason)
 	drop_add_count(r, n);
 	drop_add_ids(r, lo, hi);
 	r->head = r->count = 0;
-	if (r->cap > RING_KEEP_SLOTS) {
-		struct ring_entry *s = realloc(r->slots, RING_KEEP_SLOTS * sizeof(*s));
-		if (s) {
-			r->slots = s;
-			r->cap = RING_KEEP_SLOTS;
-		}
-	}
+	shrink_slots(r);
 	/* the owner is told now (push verdict or ring_dropped callback) */
 	r->now_sent = true;
 	return n;
@@ -276,6 +286,14 @@ static int ring_grow(struct ring *r)
 		n = r->limit;
 	if (n <= r->cap)
 		return -ENOMEM;
+	/* the slots are charged to the pool's bound: making room may truncate
+	 * the slowest rings, this one included, and then it needs no more */
+	size_t more = SLOT_BYTES(n) - SLOT_BYTES(r->cap);
+	if (pool_reserve(r->pool, more) < 0)
+		return -ENOMEM;
+	if (r->count < r->cap)
+		return 0;
+	more = SLOT_BYTES(n) - SLOT_BYTES(r->cap);
 	/* realloc often extends in place; a ring that refills from empty
 	 * starts at slot 0, so usually nothing wraps and nothing moves */
 	struct ring_entry *s = realloc(r->slots, (size_t)n * sizeof(*s));
@@ -289,6 +307,7 @@ static int ring_grow(struct ring *r)
 	}
 	r->slots = s;
 	r->cap = n;
+	r->pool->ring_bytes += more;
 	return 0;
 }
 
@@ -348,14 +367,14 @@ void ring_pop(struct ring *r)
 		r->head = 0;
 		/* give back what a burst took; a ring that stays busy never
 		 * empties, so this is rare on the hot path */
-		if (r->cap > RING_KEEP_SLOTS) {
-			struct ring_entry *s = realloc(r->slots, RING_KEEP_SLOTS * sizeof(*s));
-			if (s) {
-				r->slots = s;
-				r->cap = RING_KEEP_SLOTS;
-			}
-		}
+		shrink_slots(r);
 	}
+}
+
+uint32_t ring_headroom(const struct ring *r, uint32_t cap)
+{
+	uint32_t half = r->limit / 2 < cap ? r->limit / 2 : cap;
+	return r->count < half ? half - r->count : 0;
 }
 
 void ring_woken(struct ring *r)

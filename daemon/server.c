@@ -61,9 +61,42 @@ struct uid_acct *server_acct(struct daemon *d, uid_t uid)
 
 void server_charge(struct client *c)
 {
+	struct daemon *d = c->d;
 	size_t len = evbuffer_get_length(c->out);
 	c->acct->queued_bytes = c->acct->queued_bytes - c->charged + len;
+	d->out_bytes = d->out_bytes - c->charged + len;
 	c->charged = len;
+	if (d->pool)
+		pool_set_external(d->pool, d->out_bytes);
+}
+
+/* How far @c's output may be filled with events now.  Three bounds: the
+ * high-water mark; its uid's quota; and the clients' share of the one
+ * memory bound (pool_max_bytes, which charges output too), a quarter of
+ * it.  Once that share is taken (stalled clients hold their bytes), a
+ * client gets OUT_MIN_STEP at a time, and only when its output is empty,
+ * so that everyone that reads still makes progress. */
+#define OUT_SHARE_DIVISOR 4
+#define OUT_MIN_STEP (4u * 1024u)
+static size_t output_room(const struct client *c)
+{
+	const struct daemon *d = c->d;
+	size_t quota = d->cfg.max_queued_bytes_per_uid;
+	size_t used = c->acct->queued_bytes;
+	size_t high = OUT_HIGH_WATER;
+	size_t len = evbuffer_get_length(c->out);
+
+	/* the uid's byte quota caps what this client may have queued */
+	if (used >= quota)
+		high = len;
+	else if (quota - used < high - (len < high ? len : high))
+		high = len + (quota - used);
+	size_t share = d->cfg.pool_max_bytes / OUT_SHARE_DIVISOR;
+	size_t others = d->out_bytes - c->charged;
+	size_t cap = share > others ? share - others : 0;
+	if (cap < OUT_MIN_STEP)
+		cap = len == 0 ? OUT_MIN_STEP : len;
+	return high < cap ? high : cap;
 }
 
 /* Appends a frame built by the caller.  A frame that cannot be encoded (it
@@ -146,21 +179,21 @@ static void resume_reading(struct client *c)
 		process_frames(c);
 }
 
+/* @c took some of what it had pending: it is not stalled, and room it
+ * made may let a held kernel queue be read again. */
+static void client_progressed(struct client *c)
+{
+	c->busy_since_ns = now_mono_ns();
+	sub_resume_sources(c->d);
+}
+
 static void client_try_write(struct client *c)
 {
+	bool progress = false, idle = false;
+
 	for (int round = 0; round < 4; round++) {
-		if (!c->closing) {
-			size_t quota = c->d->cfg.max_queued_bytes_per_uid;
-			size_t used = c->acct->queued_bytes;
-			size_t high = OUT_HIGH_WATER;
-			size_t len = evbuffer_get_length(c->out);
-			/* the uid's byte quota caps what this client may have queued */
-			if (used >= quota)
-				high = len;
-			else if (quota - used < high - (len < high ? len : high))
-				high = len + (quota - used);
-			(void)sub_drain_client(c, high);
-		}
+		if (!c->closing)
+			(void)sub_drain_client(c, output_room(c));
 		while (evbuffer_get_length(c->out) > 0) {
 			int n = evbuffer_write(c->out, c->fd);
 			if (n < 0) {
@@ -171,10 +204,13 @@ static void client_try_write(struct client *c)
 			}
 			if (n == 0)
 				break;
+			progress = true;
 		}
 		server_charge(c);
 		if (evbuffer_get_length(c->out) > 0) {
 			event_add(c->ev_write, NULL);
+			if (progress)
+				client_progressed(c);
 			resume_reading(c);
 			return;
 		}
@@ -187,8 +223,16 @@ static void client_try_write(struct client *c)
 		for (struct sub *s = c->subs; s; s = s->next)
 			if (sub_pending(s))
 				pending = true;
-		if (!pending)
+		if (!pending) {
+			idle = true;
 			break;
+		}
+	}
+	if (idle) {
+		c->busy_since_ns = 0; /* nothing pending: it cannot be stalled */
+		sub_resume_sources(c->d);
+	} else if (progress) {
+		client_progressed(c);
 	}
 	resume_reading(c);
 	/* still pending after our rounds: come back after other clients had theirs */

@@ -89,6 +89,15 @@
  * such a rate is still read at once. */
 #define BUSY_GAP_NS 100000ull
 #define NAP_US 200
+/* The queue is unlimited, so the kernel can hold a burst while subscribers
+ * that keep up catch up: the core says how many events it can take now
+ * (sink.read_room), a read asks for no more bytes than that many of the
+ * smallest records could fill, and at 0 the source holds.  The core resumes
+ * it as soon as room comes back; HOLD_POLL_US re-asks meanwhile, because a
+ * subscriber that stops reading stops counting only after a while. */
+#define MIN_RECORD_BYTES 48u         /* metadata, DFID_NAME header, handle, name */
+#define MIN_READ_BYTES 4096u
+#define HOLD_POLL_US 20000
 /* O_PATH descriptors of recently seen directories on the clone, so that an
  * event's object is looked up by one name, not a walk of its whole path */
 #define DIRFD_SLOTS 64
@@ -149,7 +158,9 @@ struct fan {
 	/* adaptive reading: see BUSY_GAP_NS */
 	struct event *nap;
 	bool napping;
+	bool held;              /* the core has no room: reading waits (see HOLD_POLL_US) */
 	uint64_t last_wake_ns;
+	uint64_t holds;
 	/* see DIRFD_SLOTS; a slot holds a descriptor when fd >= 0 */
 	struct dirfd_slot {
 		int fd;
@@ -877,10 +888,11 @@ static void process_event(struct fan *f, const struct fanotify_event_metadata *m
 	}
 }
 
-/* One read() of the group.  Returns the bytes read, 0 at EAGAIN, or -errno. */
-static ssize_t read_batch(struct fan *f)
+/* One read() of at most @size bytes.  Returns the bytes read, 0 at EAGAIN,
+ * or -errno. */
+static ssize_t read_batch(struct fan *f, size_t size)
 {
-	ssize_t n = read(f->fd, f->buf, READ_BUF_SIZE);
+	ssize_t n = read(f->fd, f->buf, size);
 
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
@@ -903,7 +915,23 @@ static ssize_t read_batch(struct fan *f)
 	return n;
 }
 
-static int drain(struct fan *f, unsigned max_reads)
+/* How much one read may take now: 0 when the core has no room. */
+static size_t read_size(struct fan *f, bool bounded)
+{
+	if (!bounded || !f->sink.read_room)
+		return READ_BUF_SIZE;
+	size_t room = f->sink.read_room(f->sink.ctx);
+	if (room == 0)
+		return 0;
+	if (room >= READ_BUF_SIZE / MIN_RECORD_BYTES)
+		return READ_BUF_SIZE;
+	return room * MIN_RECORD_BYTES < MIN_READ_BYTES ? MIN_READ_BYTES : room * MIN_RECORD_BYTES;
+}
+
+/* Reads up to @max_reads times; @bounded: only as much as the core has room
+ * for (a flush reads everything).  Returns 0, -errno, or 1 when it stopped
+ * for want of room. */
+static int drain(struct fan *f, unsigned max_reads, bool bounded)
 {
 	int r = 0;
 
@@ -911,7 +939,12 @@ static int drain(struct fan *f, unsigned max_reads)
 		return 0;
 	f->reading = true;
 	for (unsigned i = 0; i < max_reads; i++) {
-		ssize_t n = read_batch(f);
+		size_t size = read_size(f, bounded);
+		if (size == 0) {
+			r = 1;
+			break;
+		}
+		ssize_t n = read_batch(f, size);
 		if (n <= 0) {
 			r = (int)n;
 			break;
@@ -933,6 +966,21 @@ static void nap(struct fan *f)
 	evtimer_add(f->nap, &tv);
 }
 
+/* No room: stop reading, and ask again in HOLD_POLL_US (or when the core
+ * resumes us). */
+static void hold(struct fan *f)
+{
+	struct timeval tv = { 0, HOLD_POLL_US };
+	if (!f->napping) {
+		event_del(f->ev);
+		f->napping = true;
+	}
+	if (!f->held)
+		f->holds++;
+	f->held = true;
+	evtimer_add(f->nap, &tv);
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct fan *f = arg;
@@ -940,8 +988,9 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	bool busy = now - f->last_wake_ns < BUSY_GAP_NS;
 
 	f->last_wake_ns = now;
-	(void)drain(f, READS_PER_CALLBACK);
-	if (busy && f->nap)
+	if (drain(f, READS_PER_CALLBACK, true) == 1)
+		hold(f);
+	else if (busy && f->nap)
 		nap(f);
 }
 
@@ -950,7 +999,11 @@ static void on_nap_end(evutil_socket_t fd, short what, void *arg)
 	struct fan *f = arg;
 	uint64_t before = f->records;
 
-	(void)drain(f, READS_PER_CALLBACK);
+	if (drain(f, READS_PER_CALLBACK, true) == 1) {
+		hold(f);
+		return;
+	}
+	f->held = false;
 	if (f->records != before) {
 		nap(f); /* still busy */
 		return;
@@ -1005,7 +1058,7 @@ static void check_unmounts(struct fan *f)
 	if (!n_gone)
 		return;
 	/* what was queued before the unmount still belongs to the subscribers */
-	(void)drain(f, READS_PER_FLUSH);
+	(void)drain(f, READS_PER_FLUSH, false);
 	for (size_t i = 0; i < n_gone; i++) {
 		struct fan_fs *fs = fs_by_dev(f, gone[i]);
 		if (!fs)
@@ -1296,7 +1349,17 @@ static void fan_set_interest(struct source *s, uint64_t type_mask)
 
 static int fan_flush(struct source *s)
 {
-	return drain((struct fan *)s, READS_PER_FLUSH);
+	int r = drain((struct fan *)s, READS_PER_FLUSH, false);
+	return r > 0 ? 0 : r;
+}
+
+static void fan_resume(struct source *s)
+{
+	struct fan *f = (struct fan *)s;
+	struct timeval now = { 0, 0 };
+
+	if (f->held)
+		evtimer_add(f->nap, &now);
 }
 
 static void fan_status(struct source *s, json_t *obj)
@@ -1332,6 +1395,7 @@ static void fan_status(struct source *s, json_t *obj)
 	json_object_set_new(obj, "events_read", json_integer((json_int_t)f->events_read));
 	json_object_set_new(obj, "reads", json_integer((json_int_t)f->reads));
 	json_object_set_new(obj, "naps", json_integer((json_int_t)f->naps));
+	json_object_set_new(obj, "holds", json_integer((json_int_t)f->holds));
 	json_object_set_new(obj, "records", json_integer((json_int_t)f->records));
 	json_object_set_new(obj, "overflows", json_integer((json_int_t)f->overflows));
 	json_object_set_new(obj, "unmounts", json_integer((json_int_t)f->unmounts));
@@ -1403,6 +1467,7 @@ static const struct source_ops fan_ops = {
 	.unwatch = fan_unwatch,
 	.set_interest = fan_set_interest,
 	.flush = fan_flush,
+	.resume = fan_resume,
 	.status = fan_status,
 	.features = fan_features,
 	.open_handle = fan_open_handle,

@@ -74,6 +74,13 @@ struct source_sink {
 	/* A watch can no longer be kept complete (inotify: max_user_watches
 	 * exhausted while following new directories).  @error is -errno. */
 	void (*watch_error)(void *ctx, struct source_watch *w, int error);
+	/* How many more events the core can take now without a subscriber
+	 * that keeps up losing any (SIZE_MAX: no bound, 0: none).  A source
+	 * whose kernel queue is unbounded reads no more than this and holds
+	 * its queue at 0, until ops->resume(); one with a bounded queue
+	 * (inotify) reads regardless, since its overflow costs everyone.  May
+	 * be NULL. */
+	size_t (*read_room)(void *ctx);
 	/* A watch that ops->watch() left pending is complete (@error 0) or
 	 * failed (-errno, as ops->watch() would have).  May be NULL: sources
 	 * then never leave a watch pending. */
@@ -121,6 +128,9 @@ struct source_ops {
 	/* Reads, synchronously, everything the kernel has queued so far and
 	 * hands it to the sink.  Returns 0 or -errno. */
 	int (*flush)(struct source *s);
+	/* The core has room again after read_room() said 0: read now.  NULL
+	 * for a source that never holds. */
+	void (*resume)(struct source *s);
 	/* Adds the source's figures to @obj (marks, cache hit rate, features). */
 	void (*status)(struct source *s, json_t *obj);
 	/* Opens, O_PATH, the object with the given file handle on filesystem

@@ -584,10 +584,82 @@ static void sub_wake(struct sub *s, int verdict)
 		server_schedule_drain(s->client);
 }
 
+/* How long a client may have something pending without taking any of it
+ * before it no longer holds the kernel queue back for everyone.  Misjudging
+ * a slow reader costs nothing by itself: it loses events only if its ring
+ * then overflows. */
+#define STALL_NS (250ull * 1000000ull)
+
+bool sub_client_stalled(const struct client *c, uint64_t now_ns)
+{
+	return c->busy_since_ns && now_ns > c->busy_since_ns + STALL_NS;
+}
+
 static void sub_push(struct sub *s, struct pool_event *ev, uint8_t view)
 {
+	struct client *c = s->client;
+	uint64_t now = c->d->now_ns;
+
+	/* A stalled subscriber that has already lost events is told of these
+	 * ones too, in the same dropped record, rather than have them held for
+	 * it: its ring, and the pool, stay free for those that read. */
+	if (ring_has_drop(s->ring) && sub_client_stalled(c, now)) {
+		ring_mark_dropped(s->ring, 0, 1, ev->id, ev->id, NULL);
+		return;
+	}
+	if (!c->busy_since_ns)
+		c->busy_since_ns = now ? now : now_mono_ns();
 	int r = ring_push(s->ring, ev, view);
 	sub_wake(s, r < 0 ? RING_WAKE_NOW : r);
+}
+
+/* The kernel queue of a source that can hold it (fanotify's is unlimited)
+ * is read only as far as every subscriber that keeps up has room: a burst
+ * then waits in the kernel, not in rings it would overflow.  Subscribers
+ * that stopped reading do not count. */
+static size_t sink_read_room(void *ctx)
+{
+	struct daemon *d = ctx;
+	uint64_t now = now_mono_ns();
+	size_t room = SIZE_MAX;
+	/* and the rings of those that read, together, stay within a quarter
+	 * of the memory bound, so that reclaim never has to touch them */
+	size_t per_ring = d->cfg.pool_max_bytes / (4 * sizeof(struct ring_entry) *
+						   (d->n_subs ? d->n_subs : 1));
+	uint32_t cap = per_ring < 64 ? 64 : per_ring > UINT32_MAX ? UINT32_MAX : (uint32_t)per_ring;
+
+	d->now_ns = now;
+	for (struct client *c = d->clients; c && room; c = c->next) {
+		if (c->closing || sub_client_stalled(c, now))
+			continue;
+		for (struct sub *s = c->subs; s; s = s->next) {
+			if (s->ending)
+				continue;
+			size_t h = ring_headroom(s->ring, cap);
+			if (h < room)
+				room = h;
+		}
+	}
+	d->read_held = room == 0;
+	return room;
+}
+
+void sub_resume_sources(struct daemon *d)
+{
+	if (!d->read_held)
+		return;
+	d->read_held = false;
+	if (d->primary && d->primary->ops->resume)
+		d->primary->ops->resume(d->primary);
+	if (d->fallback && d->fallback->ops->resume)
+		d->fallback->ops->resume(d->fallback);
+}
+
+uint64_t sub_ring_stale_since(struct ring *r, void *owner)
+{
+	const struct sub *s = owner;
+	(void)r;
+	return s->client->busy_since_ns;
 }
 
 void sub_ring_dropped(struct ring *r, void *owner)
@@ -690,6 +762,7 @@ static uint64_t take_event(struct daemon *d, const struct source_event *sev)
 	if (d->journal && journal_is_own(d->journal, sev->dev, sev->path, sev->path_len))
 		return 0; /* the journal writing itself */
 	uint64_t now = now_mono_ns();
+	d->now_ns = now;
 	struct pool_event_init init = {
 		.type = (uint16_t)sev->type,
 		.flags = sev->flags,
@@ -962,6 +1035,7 @@ void sub_sink_init(struct daemon *d, struct source_sink *sink)
 		.unmount = sink_unmount,
 		.watch_error = sink_watch_error,
 		.watch_ready = sink_watch_ready,
+		.read_room = sink_read_room,
 	};
 }
 
@@ -1178,6 +1252,10 @@ static bool drain_sub(struct sub *s, size_t high)
 	struct ring_drop drop;
 	const struct ring_entry *e;
 
+	/* no room (a client that stopped reading): its records wait, and its
+	 * ring asks for no wake-up until it has had this one */
+	if (evbuffer_get_length(c->out) >= high)
+		return sub_pending(s);
 	if (s->timer)
 		evtimer_del(s->timer);
 	ring_woken(s->ring);
@@ -2061,6 +2139,12 @@ void sub_status(struct daemon *d, const struct client *asker, json_t *root)
 					      "merged", (json_int_t)ps.merged, "reclaimed_rings",
 					      (json_int_t)ps.reclaimed_rings, "reclaimed_events",
 					      (json_int_t)ps.reclaimed_events));
+		/* the one memory bound: what max_bytes covers besides the events */
+		json_t *pj = json_object_get(root, "pool");
+		json_object_set_new(pj, "ring_bytes", json_integer((json_int_t)ps.ring_bytes));
+		json_object_set_new(pj, "output_bytes", json_integer((json_int_t)ps.ext_bytes));
+		json_object_set_new(pj, "held_bytes", json_integer((json_int_t)(ps.bytes + ps.ring_bytes +
+										   ps.ext_bytes)));
 	}
 	for (const struct client *c = d->clients; c; c = c->next) {
 		/* other users' subscriptions (their paths) are theirs alone */

@@ -596,7 +596,7 @@ static const struct spec specs[] = {
 	{ FSNOTE_REQ_HELLO, B(VERSION) | B(CLIENT_NAME), B(VERSION), 0 },
 	{ FSNOTE_REQ_SUBSCRIBE,
 	  B(REQ_ID) | B(SUB_FLAGS) | B(EVENT_MASK) | B(DEV_FILTER) | B(RING_DEPTH) | B(LATENCY_US) |
-		  B(BATCH) | B(SINCE_ID) | B(UNTIL_ID) | B(EXCLUDE) | B(PATH),
+		  B(BATCH) | B(SINCE_ID) | B(UNTIL_ID) | B(EXCLUDE) | B(PATH) | B(FIELDS),
 	  B(REQ_ID) | B(SUB_FLAGS), B(EXCLUDE) },
 	{ FSNOTE_REQ_UNSUBSCRIBE, B(REQ_ID) | B(SUB_ID), B(REQ_ID) | B(SUB_ID), 0 },
 	{ FSNOTE_REQ_CURRENT_ID, B(REQ_ID) | B(TIME), B(REQ_ID), 0 },
@@ -633,7 +633,7 @@ static enum fsnote_arg_kind spec_kind(unsigned arg)
 	static const uint64_t u32 = B(EVENT_TYPE) | B(FLAGS) | B(PID) | B(MODE) | B(UID) | B(GID) |
 				    B(DEST_MODE) | B(DEST_UID) | B(DEST_GID) | B(REQ_ID) | B(SUB_ID) |
 				    B(SUB_FLAGS) | B(RING_DEPTH) | B(LATENCY_US) | B(BATCH) |
-				    B(VERSION) | B(ERRNO);
+				    B(FIELDS) | B(VERSION) | B(ERRNO);
 	static const uint64_t u64 = B(ID) | B(TIME) | B(DEV) | B(INO) | B(DEST_DEV) | B(DEST_INO) |
 				    B(COUNT) | B(ID_FIRST) | B(ID_LAST) | B(EVENT_MASK) |
 				    B(DEV_FILTER) | B(SINCE_ID) | B(UNTIL_ID) | B(FEATURES);

@@ -64,7 +64,7 @@ static void check_defaults(const struct config *c)
 	ck_assert_uint_eq(c->pool_max_bytes, 64u * 1024 * 1024);
 	ck_assert_uint_eq(c->history_events, 65536);
 	ck_assert_uint_eq(c->coalesce_ms, 1000);
-	ck_assert_uint_eq(c->ring_default_depth, 8192);
+	ck_assert_uint_eq(c->ring_default_depth, 65536);
 	ck_assert_uint_eq(c->ring_max_depth, 131072);
 	ck_assert_uint_eq(c->latency_ms, 10);
 	ck_assert_uint_eq(c->batch, 16);

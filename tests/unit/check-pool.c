@@ -280,7 +280,7 @@ static void run_bounds(size_t n_subs)
 		pool_event_unref(p, ev);
 		struct pool_stats s = stats(p);
 		require(s.events <= max_events);
-		require(s.bytes <= max_bytes);
+		require(s.bytes + s.ring_bytes + s.ext_bytes <= max_bytes);
 		if (n % 64 != 63)
 			continue;
 		for (size_t i = 0; i < n_subs; i++) {
@@ -449,6 +449,165 @@ START_TEST(test_reclaim_takes_only_oldest)
 	ring_free(a);
 	ring_free(b);
 	ring_free(c);
+	pool_free(p);
+}
+END_TEST
+
+/* The one memory bound: a ring's slots are charged with the events, and
+ * given back when it empties. */
+START_TEST(test_ring_slots_charged)
+{
+	struct pool *p = mkpool(1u << 20, 64u << 20, 0, 0);
+	struct ring *a = mkring(p, 1u << 20, 1, 0, "/");
+
+	ck_assert_uint_eq(stats(p).ring_bytes, 0);
+	for (int i = 0; i < 5000; i++)
+		fan(p, FSNOTE_EV_CREATE, "/x/y", NULL, &a, 1, 0);
+	struct pool_stats s = stats(p);
+	ck_assert_uint_ge(s.ring_bytes, 5000 * sizeof(struct ring_entry));
+	ck_assert_uint_le(s.ring_bytes, 2 * 5000 * sizeof(struct ring_entry) + 64);
+	while (ring_peek(a))
+		ring_pop(a);
+	ck_assert_uint_le(stats(p).ring_bytes, 64 * sizeof(struct ring_entry));
+	ck_assert_uint_eq(stats(p).events, 0);
+	ring_free(a);
+	ck_assert_uint_eq(stats(p).ring_bytes, 0);
+	pool_free(p);
+}
+END_TEST
+
+/* Under a bound that the slots alone would pass, the ring that reads keeps
+ * everything and the one that does not is truncated: slots count. */
+START_TEST(test_ring_slots_reclaimed)
+{
+	const size_t max_bytes = 256u * 1024u;
+	struct pool *p = mkpool(1u << 20, max_bytes, 0, 0);
+	struct ring *rings[8];
+	uint64_t last = 0;
+
+	for (int i = 0; i < 8; i++)
+		rings[i] = mkring(p, 1u << 20, 1, 0, "/");
+	for (int n = 0; n < 20000; n++) {
+		fan(p, FSNOTE_EV_CREATE, "/x/y", NULL, rings, 8, 0);
+		struct pool_stats s = stats(p);
+		require(s.bytes + s.ring_bytes <= max_bytes);
+		const struct ring_entry *e;
+		while ((e = ring_peek(rings[0]))) {
+			require(e->ev->id == last + 1 || last == 0);
+			last = e->ev->id;
+			ring_pop(rings[0]);
+		}
+		ring_woken(rings[0]);
+	}
+	ck_assert(!ring_has_drop(rings[0]));
+	ck_assert(ring_has_drop(rings[1]));
+	ck_assert_uint_gt(stats(p).reclaimed_rings, 0);
+	for (int i = 0; i < 8; i++)
+		ring_free(rings[i]);
+	pool_free(p);
+}
+END_TEST
+
+/* Bytes the owner holds outside the pool (output buffers) count against the
+ * bound: the next add reclaims rings for them, and still succeeds when only
+ * they are over it. */
+START_TEST(test_external_bytes)
+{
+	const size_t max_bytes = 1u << 20;
+	struct pool *p = mkpool(1u << 20, max_bytes, 0, 0);
+	struct ring *a = mkring(p, 1u << 20, 1, 0, "/");
+
+	for (int i = 0; i < 100; i++)
+		fan(p, FSNOTE_EV_CREATE, "/x/y", NULL, &a, 1, 0);
+	ck_assert(!ring_has_drop(a));
+	pool_set_external(p, max_bytes - 1024);
+	ck_assert_uint_eq(stats(p).ext_bytes, max_bytes - 1024);
+	fan(p, FSNOTE_EV_CREATE, "/x/y", NULL, &a, 1, 0);
+	ck_assert(ring_has_drop(a));
+	ck_assert_uint_eq(n_dropped_cb, 1);
+	/* output alone over the bound: events are still taken */
+	pool_set_external(p, 2 * max_bytes);
+	struct pool_event *ev = NULL;
+	ck_assert_int_eq(add_full(p, FSNOTE_EV_CREATE, "/x/z", NULL, 1, 0, t_now, t_now, &ev),
+			 POOL_ADDED);
+	pool_event_unref(p, ev);
+	ring_free(a);
+	pool_free(p);
+}
+END_TEST
+
+/* Reclaim takes the rings whose owners have taken nothing for longest
+ * before the ring holding the oldest event: inside one read of a burst
+ * every ring holds that event. */
+static uint64_t stale_of[3];
+static struct ring *stale_rings[3];
+
+static uint64_t on_stale(struct ring *r, void *owner)
+{
+	(void)owner;
+	for (int i = 0; i < 3; i++)
+		if (stale_rings[i] == r)
+			return stale_of[i];
+	return 0;
+}
+
+/* One event to the three rings; ring 0 then reads all but its last three. */
+static void fan_keep3(struct pool *p)
+{
+	fan(p, FSNOTE_EV_CREATE, "/x/y", NULL, stale_rings, 3, 0);
+	while (rstats(stale_rings[0]).queued > 3)
+		ring_pop(stale_rings[0]);
+}
+
+START_TEST(test_reclaim_stalest_first)
+{
+	struct pool_limits lim = { .max_events = 100, .max_bytes = 64u << 20, .first_id = FIRST_ID };
+	struct pool_callbacks cb = { .ring_dropped = on_dropped, .ring_stale_since = on_stale };
+	struct pool *p = NULL;
+
+	n_dropped_cb = 0;
+	ck_assert_int_eq(pool_new(&lim, &cb, &p), 0);
+	for (int i = 0; i < 3; i++)
+		stale_rings[i] = mkring(p, 1u << 20, 1, 0, "/");
+	/* ring 0 reads (takes as it comes: 0), ring 1 stopped long ago, ring 2
+	 * within the slack of ring 1 */
+	stale_of[0] = 0;
+	stale_of[1] = 5ull * 1000000000ull;
+	stale_of[2] = stale_of[1] + RECLAIM_SLACK_NS / 2;
+	/* ring 0 keeps the last few (a read in progress) */
+	for (int i = 0; i < 100; i++)
+		fan_keep3(p);
+	fan_keep3(p);
+	ck_assert(!ring_has_drop(stale_rings[0]));
+	ck_assert(ring_has_drop(stale_rings[1]));
+	ck_assert(ring_has_drop(stale_rings[2]));
+	ck_assert_uint_eq(n_dropped_cb, 2);
+	/* beyond the slack: the stalest alone goes first, and the next one
+	 * only if that was not enough (here it is not: it holds the same) */
+	stale_of[2] = stale_of[1] + 3 * RECLAIM_SLACK_NS;
+	struct ring_drop d;
+	ck_assert(ring_take_drop(stale_rings[1], &d));
+	free(d.scope);
+	ck_assert(ring_take_drop(stale_rings[2], &d));
+	free(d.scope);
+	uint64_t before = stats(p).reclaimed_rings;
+	for (int i = 0; i < 100; i++)
+		fan_keep3(p);
+	ck_assert(ring_has_drop(stale_rings[1]));
+	ck_assert(ring_has_drop(stale_rings[2]));
+	ck_assert(!ring_has_drop(stale_rings[0]));
+	ck_assert_uint_eq(stats(p).reclaimed_rings, before + 2);
+	ck_assert(ring_take_drop(stale_rings[2], &d));
+	free(d.scope);
+	/* none stale: the oldest event's holders go, as before */
+	stale_of[1] = stale_of[2] = 0;
+	ck_assert(ring_take_drop(stale_rings[1], &d));
+	free(d.scope);
+	for (int i = 0; i < 100; i++)
+		fan(p, FSNOTE_EV_CREATE, "/x/y", NULL, stale_rings, 3, 0);
+	ck_assert(ring_has_drop(stale_rings[0]));
+	for (int i = 0; i < 3; i++)
+		ring_free(stale_rings[i]);
 	pool_free(p);
 }
 END_TEST
@@ -1168,6 +1327,10 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_add_errors);
 	tcase_add_test(tc, test_stalled_isolation);
 	tcase_add_test(tc, test_reclaim_takes_only_oldest);
+	tcase_add_test(tc, test_ring_slots_charged);
+	tcase_add_test(tc, test_ring_slots_reclaimed);
+	tcase_add_test(tc, test_external_bytes);
+	tcase_add_test(tc, test_reclaim_stalest_first);
 	tcase_add_test(tc, test_history_shortened_first);
 	tcase_add_test(tc, test_set_limits_shrinks_now);
 	tcase_add_test(tc, test_ring_three_quarters);
