@@ -6,3 +6,5 @@ TESTS += tests/e2e/reliability.sh
 EXTRA_DIST += tests/e2e/reliability.sh
 TESTS += tests/e2e/quickstart.sh
 EXTRA_DIST += tests/e2e/quickstart.sh
+TESTS += tests/e2e/fanout.sh
+EXTRA_DIST += tests/e2e/fanout.sh
