@@ -51,4 +51,6 @@ dist_man_MANS += \
 	man/fsnote_id_at_time.3 \
 	man/fsnote_status.3 \
 	man/fsnote_inject.3 \
-	man/fsnote_event_decode.3
+	man/fsnote_event_decode.3 \
+	man/fsnote_read_batch.3 \
+	man/fsnote_sub_opts_set_fields.3

@@ -185,8 +185,8 @@ uint32_t fsnote_sub_flags(const fsnote *h, uint32_t sub_id);
 const char *fsnote_sub_warning(const fsnote *h, uint32_t sub_id);
 const char *fsnote_sub_backend(const fsnote *h, uint32_t sub_id);
 uint64_t fsnote_sub_start_id(const fsnote *h, uint32_t sub_id);
-/* The ID of the last event fsnote_read() returned for @sub_id (what a
- * resume asks to continue after), 0 if none. */
+/* The ID of the last event fsnote_read() or fsnote_read_batch() returned
+ * for @sub_id (what a resume asks to continue after), 0 if none. */
 uint64_t fsnote_sub_last_id(const fsnote *h, uint32_t sub_id);
 
 /* --- events ------------------------------------------------------------------ */
