@@ -7,9 +7,10 @@
  * starts one fsnoted on a private socket for the tests that share it; each
  * test works in a directory of its own.  Tests that kill and restart a
  * daemon start their own on a socket of their own, so that the shared one
- * is never disturbed.  The tests of batch reads and of FIELDS talk to a
- * stand-in daemon instead, which sends exactly the records (and the broken
- * frames) they need and reports what it received.  Needs root (it also
+ * is never disturbed.  The tests of batch reads and of FIELDS (the
+ * library's, and which fields fsnotectl watch asks for) talk to a stand-in
+ * daemon instead, which sends exactly the records (and the broken frames)
+ * they need and reports what it received.  Needs root (it also
  * acts as nobody); exits 77 otherwise.
  *
  *     check-libfsnote [fanotify|inotify]
@@ -1372,6 +1373,77 @@ START_TEST(test_fields)
 }
 END_TEST
 
+/* Runs "fsnotectl --socket ... watch -q --count 3 @form... DIR" against a
+ * stand-in that sends three events and announces @features.  Returns the
+ * FIELDS the subscription carried (-1: none) with the output in @out. */
+static int64_t fsnotectl_fields(uint64_t features, const char *form, const char *form_arg,
+				char *out, size_t cap)
+{
+	char exe[1024], dir[300], sock[400], out_path[400];
+	const char *top = getenv("abs_top_builddir");
+	int report[2], status;
+
+	snprintf(exe, sizeof(exe), "%s/client/fsnotectl", top ? top : ".");
+	ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
+	struct stand_in cfg = { .features = features, .n_events = 3, .report_fd = report[1] };
+	pid_t server = stand_in_start(&cfg, dir, sizeof(dir), sock, sizeof(sock));
+	close(report[1]);
+	snprintf(out_path, sizeof(out_path), "%s/out", dir);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
+			_exit(126);
+		if (form && form_arg)
+			execl(exe, exe, "--socket", sock, "watch", "-q", "--count", "3", form, form_arg,
+			      dir, (char *)NULL);
+		else if (form)
+			execl(exe, exe, "--socket", sock, "watch", "-q", "--count", "3", form, dir,
+			      (char *)NULL);
+		else
+			execl(exe, exe, "--socket", sock, "watch", "-q", "--count", "3", dir, (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fsnotectl status %#x", status);
+	ck_assert_int_eq(waitpid(server, &status, 0), server);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "stand-in status %#x", status);
+	int64_t fields = reported_fields(report[0]);
+	close(report[0]);
+
+	int fd = open(out_path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ssize_t n = read(fd, out, cap - 1);
+	ck_assert_int_ge(n, 0);
+	out[n] = '\0';
+	close(fd);
+	return fields;
+}
+
+START_TEST(test_fsnotectl_asks_for_what_it_prints)
+{
+	char out[4096];
+	const char *form_arg = NULL;
+
+	/* text prints neither attributes nor pids */
+	ck_assert_int_eq(fsnotectl_fields(FSNOTE_HAS_FIELDS, NULL, NULL, out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "create"));
+	ck_assert_ptr_nonnull(strstr(out, "/tmp/tree/dir3/file1003.txt\n"));
+	/* nor do inotifywait's forms */
+	form_arg = "%w%f %e";
+	ck_assert_int_eq(fsnotectl_fields(FSNOTE_HAS_FIELDS, "--format", form_arg, out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "CREATE"));
+	/* JSON prints both: the default, which is all */
+	ck_assert_int_eq(fsnotectl_fields(FSNOTE_HAS_FIELDS, "--json", NULL, out, sizeof(out)), -1);
+	ck_assert_ptr_nonnull(strstr(out, "\"pid\":1003"));
+	ck_assert_ptr_nonnull(strstr(out, "\"ino\":1003"));
+	/* a daemon without the feature is asked exactly as before */
+	ck_assert_int_eq(fsnotectl_fields(FSNOTE_HAS_FLUSH, NULL, NULL, out, sizeof(out)), -1);
+	ck_assert_ptr_nonnull(strstr(out, "/tmp/tree/dir3/file1003.txt\n"));
+}
+END_TEST
+
 /* --- setup ----------------------------------------------------------------------- */
 
 static Suite *libfsnote_suite(bool with_daemon)
@@ -1386,6 +1458,7 @@ static Suite *libfsnote_suite(bool with_daemon)
 	tcase_add_test(lib, test_batch_malformed);
 	tcase_add_test(lib, test_batch_allocates_nothing);
 	tcase_add_test(lib, test_fields);
+	tcase_add_test(lib, test_fsnotectl_asks_for_what_it_prints);
 	suite_add_tcase(s, lib);
 	if (!with_daemon)
 		return s;
