@@ -13,6 +13,14 @@
  * event objects; the FIFO only ever holds what the daemon sent, and the
  * daemon bounds that by the subscription's ring.
  *
+ * Batches.  fsnote_read_batch() copies events (the FIFO's first, so the
+ * order is the daemon's) into one slab the handle owns, packed, and hands
+ * out pointers into it; the next read call starts the slab over.  The slab
+ * never moves while a batch points into it: a batch that runs out of room
+ * stops short and the slab doubles at the next call, up to SLAB_MAX, so a
+ * steady stream costs no allocation at all.  A slab event is marked
+ * borrowed, which fsnote_event_free() honours.
+ *
  * Readiness.  fsnote_fd() is an epoll descriptor that watches the socket and
  * an eventfd.  The eventfd is kept signalled exactly while fsnote_read() has
  * work the socket would not announce (queued events, whole frames already
