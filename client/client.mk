@@ -24,7 +24,7 @@ client_examples_fsnote_watch_LDADD = client/libfsnote.la
 
 # The library against the real daemon (tests/unit/check-libfsnote.c), with
 # the daemon's own backend choice and with inotify.  The codec is linked in
-# directly for the stand-in server of the drain-rate test (the library does
+# directly for the stand-in daemon of the batch and FIELDS tests (the library does
 # not export it).
 check_PROGRAMS += tests/unit/check-libfsnote tests/unit/check-libfsnote-inotify
 TESTS += tests/unit/check-libfsnote tests/unit/check-libfsnote-inotify
@@ -51,4 +51,6 @@ dist_man_MANS += \
 	man/fsnote_id_at_time.3 \
 	man/fsnote_status.3 \
 	man/fsnote_inject.3 \
-	man/fsnote_event_decode.3
+	man/fsnote_event_decode.3 \
+	man/fsnote_read_batch.3 \
+	man/fsnote_sub_opts_set_fields.3

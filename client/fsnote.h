@@ -6,10 +6,12 @@
  * A handle (struct fsnote) is one connection to the daemon.  Requests
  * (subscribe, unsubscribe, current ID, status, flush, inject) are
  * synchronous: each sends one frame and waits for its reply; events that
- * arrive meanwhile are kept, in order, for fsnote_read().  Events are
- * delivered as separately allocated struct fsnote_event objects that the
- * caller owns and frees with fsnote_event_free(); they stay valid after the
- * handle is closed.
+ * arrive meanwhile are kept, in order, for the next read.  fsnote_read()
+ * delivers separately allocated struct fsnote_event objects that the caller
+ * owns and frees with fsnote_event_free(); they stay valid after the handle
+ * is closed.  fsnote_read_batch() delivers many at a time as views into a
+ * buffer the handle owns and reuses, which allocates nothing per event;
+ * they are valid until the next read call on the handle or its close.
  *
  * Conventions: every function that can fail returns 0 (or a documented
  * positive value) on success and a negative errno on failure; output
@@ -88,7 +90,15 @@ enum fsnote_feature_bit {
 	FSNOTE_HAS_MOUNT_EVENTS = 1u << 5,
 	FSNOTE_HAS_FS_ERROR = 1u << 6,
 	FSNOTE_HAS_JOURNAL = 1u << 7,       /* history survives restarts; fsnote_sub_opts_set_until() */
+	FSNOTE_HAS_FIELDS = 1u << 8,        /* fsnote_sub_opts_set_fields() */
 };
+
+/* Optional parts of events (fsnote_sub_opts_set_fields()). */
+enum fsnote_field_bit {
+	FSNOTE_WITH_STAT = 1u << 0,         /* fsnote_event_ino/mode/uid/gid() */
+	FSNOTE_WITH_PID = 1u << 1,          /* fsnote_event_pid() (else 0) */
+};
+#define FSNOTE_WITH_ALL (FSNOTE_WITH_STAT | FSNOTE_WITH_PID)
 
 typedef struct fsnote fsnote;
 typedef struct fsnote_event fsnote_event;
@@ -146,6 +156,11 @@ int fsnote_sub_opts_set_until(fsnote_sub_opts *o, uint64_t id);
 /* A directory name or glob ("node_modules", "*.tmp", ".git"), or a pattern
  * with '/' matched against the path below the root.  Up to 32. */
 int fsnote_sub_opts_add_exclude(fsnote_sub_opts *o, const char *pattern);
+/* Only these optional parts (FSNOTE_WITH_* bits, 0 for none) in the events,
+ * so that the daemon need not compute the rest; without this call, all of
+ * them.  Needs FSNOTE_HAS_FIELDS: subscribing fails with -EOPNOTSUPP
+ * otherwise.  Returns 0 or -EINVAL for unknown bits. */
+int fsnote_sub_opts_set_fields(fsnote_sub_opts *o, uint32_t fields);
 
 /* Opens @path O_RDONLY|O_DIRECTORY itself (so the caller's own permissions
  * are what the daemon checks), passes the descriptor and waits for the
@@ -170,8 +185,8 @@ uint32_t fsnote_sub_flags(const fsnote *h, uint32_t sub_id);
 const char *fsnote_sub_warning(const fsnote *h, uint32_t sub_id);
 const char *fsnote_sub_backend(const fsnote *h, uint32_t sub_id);
 uint64_t fsnote_sub_start_id(const fsnote *h, uint32_t sub_id);
-/* The ID of the last event fsnote_read() returned for @sub_id (what a
- * resume asks to continue after), 0 if none. */
+/* The ID of the last event fsnote_read() or fsnote_read_batch() returned
+ * for @sub_id (what a resume asks to continue after), 0 if none. */
 uint64_t fsnote_sub_last_id(const fsnote *h, uint32_t sub_id);
 
 /* --- events ------------------------------------------------------------------ */
@@ -183,6 +198,15 @@ uint64_t fsnote_sub_last_id(const fsnote *h, uint32_t sub_id);
  * lost, -EINTR when a signal interrupted the wait, or -EBADMSG when the
  * daemon sent something that does not decode (the handle is then dead). */
 int fsnote_read(fsnote *h, int timeout_ms, fsnote_event **ret);
+/* The same for up to @max events at once: waits as fsnote_read() for the
+ * first, then takes what is already here without waiting again.  Returns
+ * how many it stored in @events (at least 1), or fsnote_read()'s errors
+ * (a lost connection is reported after the events that came before it).
+ * The events belong to the handle: they stay valid until the next
+ * fsnote_read() or fsnote_read_batch() on @h, or fsnote_close(), and are
+ * not to be freed (fsnote_event_free() leaves them alone).  Synchronous
+ * requests in between do not disturb them. */
+int fsnote_read_batch(fsnote *h, int timeout_ms, const fsnote_event **events, size_t max);
 
 /* Reconnects a handle whose connection was lost (daemon restarted) and
  * resubscribes every subscription with "since" its last seen ID, so that

@@ -511,6 +511,10 @@ struct watch_args {
 	struct nats_watch_args nats; /* --nats and its options */
 };
 
+/* Events taken per read: enough that a burst costs few calls, small enough
+ * that the library's buffer for them stays in the cache. */
+#define WATCH_BATCH 256
+
 /* Milliseconds left until @deadline for fsnote_read(): -1 without one. */
 static int remaining_ms(int64_t deadline)
 {
@@ -578,7 +582,6 @@ static int reconnect(fsnote *h, int64_t deadline)
 	}
 }
 
-/* The event loop shared by watch (@until_first false) and wait (true). */
 /* The event loop shared by watch (@until_first false) and wait (true).
  * Lines collect in one buffer and are written when it is large or, before
  * blocking, when no further event is waiting: a burst costs a write() per
@@ -595,8 +598,9 @@ static int run_events(fsnote *h, const struct watch_args *a, size_t n_subs, bool
 	int ret;
 
 	for (;;) {
-		fsnote_event *e = NULL;
-		int r = fsnote_read(h, 0, &e);
+		/* the batch's events are the library's until the next read */
+		const fsnote_event *evs[WATCH_BATCH];
+		int r = fsnote_read_batch(h, 0, evs, WATCH_BATCH);
 
 		if (r == -EAGAIN) {
 			/* nothing more is waiting: show what we have, then block */
@@ -606,7 +610,7 @@ static int run_events(fsnote *h, const struct watch_args *a, size_t n_subs, bool
 				ret = 1;
 				goto out;
 			}
-			r = fsnote_read(h, remaining_ms(deadline), &e);
+			r = fsnote_read_batch(h, remaining_ms(deadline), evs, WATCH_BATCH);
 		}
 		if (r == -EINTR)
 			continue;
@@ -653,26 +657,27 @@ static int run_events(fsnote *h, const struct watch_args *a, size_t n_subs, bool
 			goto out;
 		}
 
-		r = print_event(&out, e);
-		uint32_t flags = fsnote_event_flags(e);
-		e = fsnote_event_free(e);
-		if (r < 0) {
-			errorf("cannot write to standard output: %s", strerror(-r));
-			ret = 1;
-			goto out;
-		}
-		printed++;
-		if (until_first || (a->count && printed >= a->count)) {
-			ret = 0;
-			break;
-		}
-		if ((flags & FSNOTE_F_SUB_ENDED) && live > 0 && --live == 0) {
-			r = outbuf_flush(&out.buf);
-			fprintf(stderr, "fsnotectl: every watch has ended\n");
-			ret = 0;
-			break;
+		for (int i = 0, n = r; i < n; i++) {
+			r = print_event(&out, evs[i]);
+			if (r < 0) {
+				errorf("cannot write to standard output: %s", strerror(-r));
+				ret = 1;
+				goto out;
+			}
+			printed++;
+			if (until_first || (a->count && printed >= a->count)) {
+				ret = 0;
+				goto done;
+			}
+			if ((fsnote_event_flags(evs[i]) & FSNOTE_F_SUB_ENDED) && live > 0 && --live == 0) {
+				r = outbuf_flush(&out.buf);
+				fprintf(stderr, "fsnotectl: every watch has ended\n");
+				ret = 0;
+				goto done;
+			}
 		}
 	}
+done:
 	if (ret == 0) {
 		int r = outbuf_flush(&out.buf);
 		if (r < 0) {
@@ -1030,6 +1035,15 @@ static int cmd_watch_or_wait(int argc, char **argv, bool wait)
 		goto out;
 	if (a.at && watch_at(h, a.at, o) != 0)
 		goto out;
+	/* only JSON prints the attributes and the pid: the other forms spare
+	 * the daemon looking them up, where it lets a subscriber say so */
+	if (!a.json && (fsnote_features(h) & FSNOTE_HAS_FIELDS)) {
+		int r = fsnote_sub_opts_set_fields(o, 0);
+		if (r < 0) {
+			errorf("cannot set up the subscription: %s", strerror(-r));
+			goto out;
+		}
+	}
 
 	size_t n_subs = 0;
 	if (a.system) {

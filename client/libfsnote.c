@@ -13,6 +13,14 @@
  * event objects; the FIFO only ever holds what the daemon sent, and the
  * daemon bounds that by the subscription's ring.
  *
+ * Batches.  fsnote_read_batch() copies events (the FIFO's first, so the
+ * order is the daemon's) into one slab the handle owns, packed, and hands
+ * out pointers into it; the next read call starts the slab over.  The slab
+ * never moves while a batch points into it: a batch that runs out of room
+ * stops short and the slab doubles at the next call, up to SLAB_MAX, so a
+ * steady stream costs no allocation at all.  A slab event is marked
+ * borrowed, which fsnote_event_free() honours.
+ *
  * Readiness.  fsnote_fd() is an epoll descriptor that watches the socket and
  * an eventfd.  The eventfd is kept signalled exactly while fsnote_read() has
  * work the socket would not announce (queued events, whole frames already
@@ -56,6 +64,12 @@
 #define REQUEST_IDLE_MS 30000
 #define RECONNECT_PAUSE_MS 50
 #define SUB_REQUEST_MAX (20u * 1024u) /* excludes, the label and the rest */
+/* fsnote_read_batch()'s slab: where it starts, and how far a run of batches
+ * cut short for room may double it (one event of the largest frame always
+ * fits, however large max is). */
+#define SLAB_INITIAL (64u * 1024u)
+#define SLAB_MAX (16u * 1024u * 1024u)
+#define EVENT_ALIGN _Alignof(struct fsnote_event)
 
 /* The public flag and type numbers are the wire's. */
 _Static_assert((unsigned)FSNOTE_F_LOCAL_ONLY == (unsigned)FSNOTE_FLAG_LOCAL_ONLY, "flag numbering");
@@ -66,18 +80,24 @@ _Static_assert(FSNOTE_TYPE_MAX == FSNOTE_EV_MAX, "type numbering");
 _Static_assert(FSNOTE_MASK_DEFAULT == FSNOTE_EV_DEFAULT_MASK, "default mask");
 _Static_assert((unsigned)FSNOTE_HAS_FS_ERROR == (unsigned)FSNOTE_FEATURE_FS_ERROR, "feature numbering");
 _Static_assert((unsigned)FSNOTE_HAS_JOURNAL == (unsigned)FSNOTE_FEATURE_JOURNAL, "feature numbering");
+_Static_assert((unsigned)FSNOTE_HAS_FIELDS == (unsigned)FSNOTE_FEATURE_FIELDS, "feature numbering");
+_Static_assert((unsigned)FSNOTE_WITH_STAT == (unsigned)FSNOTE_FIELD_STAT, "field numbering");
+_Static_assert((unsigned)FSNOTE_WITH_PID == (unsigned)FSNOTE_FIELD_PID, "field numbering");
+_Static_assert((unsigned)FSNOTE_WITH_ALL == (unsigned)FSNOTE_FIELDS_ALL, "field numbering");
 
 struct fsnote_sub_opts {
 	uint32_t sub_flags;
 	bool have_mask, have_dev, have_depth, have_latency, have_batch, have_since, have_until;
+	bool have_fields;
 	uint64_t mask, dev, since, until;
-	uint32_t depth, latency_us, batch;
+	uint32_t depth, latency_us, batch, fields;
 	size_t n_excludes;
 	char *excludes[FSNOTE_EXCLUDES_MAX];
 };
 
 struct fsnote_event {
 	struct fsnote_event *next; /* the handle's queue; NULL once handed out */
+	bool borrowed;             /* in a handle's slab: fsnote_event_free() leaves it */
 	uint32_t sub_id;           /* the library's ID */
 	uint32_t type, flags, pid;
 	uint64_t id, time_ns;
@@ -118,6 +138,14 @@ struct fsnote {
 	size_t in_off, in_end, in_cap;
 
 	fsnote_event *q_head, *q_tail;
+
+	/* What fsnote_read_batch() handed out last: events packed one after
+	 * another, each aligned for struct fsnote_event.  The next read call
+	 * reuses it from the start; it only grows (doubling) when a batch had
+	 * to stop early for room, so a steady stream allocates nothing. */
+	uint8_t *slab;
+	size_t slab_used, slab_cap;
+	bool slab_short;
 
 	struct sub_entry **subs;
 	size_t n_subs, cap_subs;
@@ -363,18 +391,22 @@ static int next_frame(fsnote *h, struct codec_record *rec)
 	return 1;
 }
 
-static int event_new(uint32_t sub_id, const struct codec_event *ce, fsnote_event **ret)
+/* The bytes an event with @ce's strings takes, header included. */
+static size_t event_size(const struct codec_event *ce)
 {
 	size_t size = sizeof(fsnote_event) + ce->path_len + 1;
 	if (ce->dest)
 		size += ce->dest_len + 1;
 	if (ce->rescan)
 		size += ce->rescan_len + 1;
+	return size;
+}
 
-	fsnote_event *e = malloc(size);
-	if (!e)
-		return -ENOMEM;
+/* Builds the event for @ce in @e, which has event_size(@ce) bytes. */
+static void event_fill(fsnote_event *e, uint32_t sub_id, const struct codec_event *ce, bool borrowed)
+{
 	*e = (fsnote_event){
+		.borrowed = borrowed,
 		.sub_id = sub_id,
 		.type = ce->type,
 		.flags = ce->flags,
@@ -406,6 +438,37 @@ static int event_new(uint32_t sub_id, const struct codec_event *ce, fsnote_event
 		e->rescan = p;
 		e->rescan_len = ce->rescan_len;
 	}
+}
+
+/* The codec's view of a finished event, to copy it elsewhere. */
+static void event_view(const fsnote_event *e, struct codec_event *ret)
+{
+	*ret = (struct codec_event){
+		.id = e->id,
+		.type = e->type,
+		.flags = e->flags,
+		.time_ns = e->time_ns,
+		.pid = e->pid,
+		.path = e->path,
+		.path_len = e->path_len,
+		.st = e->st,
+		.dest = e->dest,
+		.dest_len = e->dest_len,
+		.dest_st = e->dest_st,
+		.count = e->count,
+		.id_first = e->id_first,
+		.id_last = e->id_last,
+		.rescan = e->rescan,
+		.rescan_len = e->rescan_len,
+	};
+}
+
+static int event_new(uint32_t sub_id, const struct codec_event *ce, fsnote_event **ret)
+{
+	fsnote_event *e = malloc(event_size(ce));
+	if (!e)
+		return -ENOMEM;
+	event_fill(e, sub_id, ce, false);
 	*ret = e;
 	return 0;
 }
@@ -432,10 +495,11 @@ static fsnote_event *queue_pop(fsnote *h)
 	return e;
 }
 
-/* Handles a record that is not a reply.  Returns 1 with *@ret_ev for an
- * event of a subscription we know, 0 when there is nothing to hand out, or
- * a negative errno when the event could not be allocated. */
-static int dispatch(fsnote *h, const struct codec_record *rec, fsnote_event **ret_ev)
+/* Handles a record that is not a reply.  Returns 1 with *@ret_ce (whose
+ * strings point into the input buffer) and *@ret_s for an event of a
+ * subscription we know, or 0 when there is nothing to hand out. */
+static int classify(fsnote *h, const struct codec_record *rec, struct codec_event *ret_ce,
+		    struct sub_entry **ret_s)
 {
 	switch (rec->type) {
 	case FSNOTE_REC_EVENT: {
@@ -449,18 +513,8 @@ static int dispatch(fsnote *h, const struct codec_record *rec, fsnote_event **re
 		struct sub_entry *s = entry_by_daemon_id(h, ce.sub_id);
 		if (!s)
 			return 0; /* unsubscribed meanwhile: the caller asked not to hear more */
-		fsnote_event *e;
-		int r = event_new(s->id, &ce, &e);
-		if (r < 0)
-			return r;
-		if (ce.id > s->resume_id)
-			s->resume_id = ce.id;
-		if (ce.flags & FSNOTE_FLAG_SUB_ENDED) {
-			/* the daemon destroyed it after this record */
-			s->ended = true;
-			s->daemon_id = 0;
-		}
-		*ret_ev = e;
+		*ret_ce = ce;
+		*ret_s = s;
 		return 1;
 	}
 	case FSNOTE_REC_SHUTDOWN:
@@ -481,6 +535,36 @@ static int dispatch(fsnote *h, const struct codec_record *rec, fsnote_event **re
 		 * is valid on the wire but not ours to receive: nothing to do */
 		return 0;
 	}
+}
+
+/* Notes that @ce of @s was kept: a resume continues after it, and the
+ * daemon destroyed the subscription after a record that says it ended. */
+static void received(struct sub_entry *s, const struct codec_event *ce)
+{
+	if (ce->id > s->resume_id)
+		s->resume_id = ce->id;
+	if (ce->flags & FSNOTE_FLAG_SUB_ENDED) {
+		s->ended = true;
+		s->daemon_id = 0;
+	}
+}
+
+/* classify() into a separately allocated event.  Returns 1 with *@ret_ev,
+ * 0 when there is nothing to hand out, or -ENOMEM. */
+static int dispatch(fsnote *h, const struct codec_record *rec, fsnote_event **ret_ev)
+{
+	struct codec_event ce;
+	struct sub_entry *s;
+
+	if (classify(h, rec, &ce, &s) <= 0)
+		return 0;
+	fsnote_event *e;
+	int r = event_new(s->id, &ce, &e);
+	if (r < 0)
+		return r;
+	received(s, &ce);
+	*ret_ev = e;
+	return 1;
 }
 
 /* Waits until the socket is readable (or @events), up to @timeout_ms.
@@ -829,6 +913,7 @@ static fsnote *handle_free(fsnote *h)
 		entry_free(h->subs[i]);
 	free(h->subs);
 	free(h->in);
+	free(h->slab);
 	free(h->socket_path);
 	free(h->backend);
 	free(h->server_version);
@@ -1015,6 +1100,15 @@ int fsnote_sub_opts_set_until(fsnote_sub_opts *o, uint64_t id)
 	return 0;
 }
 
+int fsnote_sub_opts_set_fields(fsnote_sub_opts *o, uint32_t fields)
+{
+	if (!o || (fields & ~(uint32_t)FSNOTE_FIELDS_ALL))
+		return -EINVAL;
+	o->fields = fields;
+	o->have_fields = true;
+	return 0;
+}
+
 int fsnote_sub_opts_add_exclude(fsnote_sub_opts *o, const char *pattern)
 {
 	if (!o || !pattern || !*pattern)
@@ -1059,6 +1153,8 @@ static int encode_subscribe(const struct fsnote_sub_opts *o, const char *label, 
 		codec_put_u64(&w, FSNOTE_ARG_SINCE_ID, since);
 	if (has_since && o->have_until)
 		codec_put_u64(&w, FSNOTE_ARG_UNTIL_ID, o->until);
+	if (o->have_fields)
+		codec_put_u32(&w, FSNOTE_ARG_FIELDS, o->fields);
 	for (size_t i = 0; i < o->n_excludes; i++)
 		codec_put_cstring(&w, FSNOTE_ARG_EXCLUDE, o->excludes[i]);
 	return codec_writer_finish(&w);
@@ -1070,8 +1166,14 @@ static int subscribe_entry(fsnote *h, struct sub_entry *e, int dirfd, bool has_s
 {
 	uint8_t buf[SUB_REQUEST_MAX];
 	struct codec_record rec;
-	uint32_t req_id = next_req(h);
 
+	if (e->opts.have_fields && !(h->features & FSNOTE_FEATURE_FIELDS)) {
+		/* the daemon would refuse the argument as malformed and close */
+		static const char msg[] = "fsnoted does not support choosing event fields";
+		set_error(h, msg, sizeof(msg) - 1);
+		return -EOPNOTSUPP;
+	}
+	uint32_t req_id = next_req(h);
 	int n = encode_subscribe(&e->opts, e->path, req_id, has_since, since, buf, sizeof(buf));
 	if (n < 0)
 		return n;
@@ -1343,6 +1445,181 @@ out:
 	return r;
 }
 
+/* --- batches ------------------------------------------------------------------ */
+
+static size_t slab_round(size_t size)
+{
+	return (size + EVENT_ALIGN - 1) & ~(size_t)(EVENT_ALIGN - 1);
+}
+
+/* Starts a batch: the previous one's events are given up.  A batch that had
+ * to stop early for room doubles the slab now, while nothing points into
+ * it; when that allocation fails the old slab simply serves again. */
+static void slab_reset(fsnote *h)
+{
+	h->slab_used = 0;
+	if (h->slab_short && h->slab_cap < SLAB_MAX) {
+		uint8_t *p = malloc(h->slab_cap * 2);
+		if (p) {
+			free(h->slab);
+			h->slab = p;
+			h->slab_cap *= 2;
+		}
+	}
+	h->slab_short = false;
+}
+
+/* Makes sure @size more bytes fit.  The slab may move only while the batch
+ * (@first) holds nothing yet; after that a realloc would leave the events
+ * already handed out dangling, so the batch stops here instead.  Returns
+ * 0, -ENOSPC (stop the batch) or -ENOMEM. */
+static int slab_room(fsnote *h, size_t size, bool first)
+{
+	size = slab_round(size);
+	if (h->slab_cap - h->slab_used >= size)
+		return 0;
+	if (!first) {
+		h->slab_short = true;
+		return -ENOSPC;
+	}
+	size_t cap = h->slab_cap ? h->slab_cap : SLAB_INITIAL;
+	while (cap < size)
+		cap *= 2;
+	uint8_t *p = malloc(cap);
+	if (!p)
+		return -ENOMEM;
+	free(h->slab);
+	h->slab = p;
+	h->slab_cap = cap;
+	h->slab_used = 0;
+	return 0;
+}
+
+/* @size bytes that slab_room() made room for. */
+static fsnote_event *slab_take(fsnote *h, size_t size)
+{
+	fsnote_event *e = (fsnote_event *)(void *)(h->slab + h->slab_used);
+	h->slab_used += slab_round(size);
+	return e;
+}
+
+/* The next queued event (older than anything in the input buffer) into the
+ * slab.  Returns 1 with *@ret, or what slab_room() returns. */
+static int batch_queued(fsnote *h, bool first, const fsnote_event **ret)
+{
+	struct codec_event ce;
+
+	event_view(h->q_head, &ce);
+	size_t size = event_size(&ce);
+	int r = slab_room(h, size, first);
+	if (r < 0)
+		return r;
+	fsnote_event *q = queue_pop(h);
+	fsnote_event *e = slab_take(h, size);
+	event_fill(e, q->sub_id, &ce, true);
+	free(q);
+	handed_out(h, e);
+	*ret = e;
+	return 1;
+}
+
+/* The next buffered frame into the slab, if it is an event to hand out.
+ * Returns 1 with *@ret, 0 for a frame that was not one, -EAGAIN when no
+ * whole frame is buffered, -EBADMSG, or what slab_room() returns. */
+static int batch_frame(fsnote *h, bool first, const fsnote_event **ret)
+{
+	struct codec_record rec;
+	struct codec_event ce;
+	struct sub_entry *s;
+	uint32_t len;
+
+	/* the frame bounds what its event takes (each string and its NUL is
+	 * inside it), so room is made before anything is consumed */
+	int r = codec_frame_peek(h->in + h->in_off, h->in_end - h->in_off, FSNOTE_FRAME_MAX, &len);
+	if (r > 0) {
+		r = slab_room(h, sizeof(fsnote_event) + len, first);
+		if (r < 0)
+			return r;
+	}
+	r = next_frame(h, &rec);
+	if (r <= 0)
+		return r < 0 ? r : -EAGAIN;
+	if ((rec.type & 0xff00) == 0x0200 && rec.type != FSNOTE_REP_ERROR)
+		return 0; /* the reply of a request given up on */
+	if (classify(h, &rec, &ce, &s) <= 0)
+		return 0;
+	size_t size = event_size(&ce);
+	if (slab_round(size) > h->slab_cap - h->slab_used) {
+		/* cannot happen for a frame the codec accepted; never overrun */
+		h->in_off = h->in_end;
+		set_dead(h, -EBADMSG);
+		return -EBADMSG;
+	}
+	fsnote_event *e = slab_take(h, size);
+	event_fill(e, s->id, &ce, true);
+	received(s, &ce);
+	handed_out(h, e);
+	*ret = e;
+	return 1;
+}
+
+int fsnote_read_batch(fsnote *h, int timeout_ms, const fsnote_event **events, size_t max)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	size_t n = 0;
+	int r;
+
+	if (!h || !events || max == 0)
+		return -EINVAL;
+	if (max > INT_MAX)
+		max = INT_MAX;
+	slab_reset(h);
+	for (;;) {
+		while (n < max && h->q_head) {
+			r = batch_queued(h, n == 0, &events[n]);
+			if (r < 0)
+				goto out;
+			n++;
+		}
+		while (n < max) {
+			r = batch_frame(h, n == 0, &events[n]);
+			if (r == -EAGAIN)
+				break;
+			if (r < 0)
+				goto out;
+			n += (size_t)r;
+		}
+		if (n == max)
+			break;
+		/* a dead connection is reported once what came before it is out */
+		if (h->dead) {
+			r = h->dead;
+			goto out;
+		}
+		if (h->sock < 0) {
+			r = -ENOTCONN;
+			goto out;
+		}
+		r = fill(h);
+		if (r < 0 && !h->dead)
+			goto out;
+		if (r != 0)
+			continue;
+		if (n > 0)
+			break; /* nothing more is here now: do not wait for it */
+		r = wait_sock(h, POLLIN, remaining(deadline));
+		if (r < 0)
+			goto out;
+		if (r == 0) {
+			r = timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
+			goto out;
+		}
+	}
+out:
+	update_ready(h);
+	return n > 0 ? (int)n : r;
+}
+
 /* Ends @e locally with a record that says so, so that a subscription that
  * could not be restored is never lost silently. */
 static int end_entry(fsnote *h, struct sub_entry *e)
@@ -1461,7 +1738,9 @@ int fsnote_reconnect(fsnote *h, int timeout_ms)
 
 fsnote_event *fsnote_event_free(fsnote_event *e)
 {
-	free(e);
+	/* a batch's events belong to the handle's slab */
+	if (e && !e->borrowed)
+		free(e);
 	return NULL;
 }
 

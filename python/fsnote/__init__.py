@@ -17,13 +17,14 @@ See fsnote-python(3) and python/README.md.
 """
 
 from ._wire import PROTOCOL_VERSION, Error, ProtocolError
-from ._client import (DEFAULT_SOCKET, DEFAULT_TYPES, Connection, ConnectionLostError,
-                      DaemonError, Event, EventType, Feature, Flag, Subscription, connect)
+from ._client import (DEFAULT_SOCKET, DEFAULT_TYPES, FIELD_PID, FIELD_STAT, Connection,
+                      ConnectionLostError, DaemonError, Event, EventType, Feature, Flag,
+                      Subscription, connect)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "connect", "Connection", "Subscription", "Event", "EventType", "Flag", "Feature",
     "Error", "DaemonError", "ProtocolError", "ConnectionLostError",
-    "DEFAULT_SOCKET", "DEFAULT_TYPES", "PROTOCOL_VERSION",
+    "DEFAULT_SOCKET", "DEFAULT_TYPES", "PROTOCOL_VERSION", "FIELD_STAT", "FIELD_PID",
 ]

@@ -131,6 +131,12 @@ class Feature(enum.IntFlag):
     FLUSH = 1 << 4
     MOUNT_EVENTS = 1 << 5
     FS_ERROR = 1 << 6
+    FIELDS = 1 << 8          # subscribe(fields=...)
+
+
+# subscribe(fields=...): the optional parts of events
+FIELD_STAT = W.FIELD_STAT    # ino, mode, uid, gid (and dest_*)
+FIELD_PID = W.FIELD_PID      # pid (else 0)
 
 
 def _time_ns():
@@ -317,7 +323,8 @@ class Subscription:
         self.connection = conn
         self.id = sub_id
         self._path = path          # absolute bytes, to subscribe again; None: system
-        self._opts = opts          # (sub_flags, mask, dev, depth, latency_us, batch, excludes)
+        self._opts = opts          # (sub_flags, mask, dev, depth, latency_us, batch, excludes,
+                                   #  fields)
         self._q = deque()
         self._daemon_id = 0
         self.ended = False
@@ -925,7 +932,8 @@ class Connection:
     # --- subscriptions -----------------------------------------------------
 
     def subscribe(self, path=None, *, recursive=True, types=None, since=None, exclude=(),
-                  latency=None, batch=None, ring_depth=None, dev=None, system=False):
+                  latency=None, batch=None, ring_depth=None, dev=None, system=False,
+                  fields=None):
         """Subscribes to events below ``path`` and returns a Subscription.
 
         ``path`` (str, bytes, a path-like object, or an open directory
@@ -942,7 +950,12 @@ class Connection:
         for immediate) and ``batch``: when the daemon wakes us.
         ``ring_depth``: the daemon-side queue.  ``dev``: only events on this
         st_dev.  ``system=True`` (root or the privileged group, no path):
-        every mounted filesystem.
+        every mounted filesystem.  ``fields``: only these optional parts in
+        the events, an OR of FIELD_STAT (ino, mode, uid, gid; else None) and
+        FIELD_PID (else 0), or 0 for neither, which spares the daemon
+        looking them up; None (the default) for all.  It needs a daemon
+        with Feature.FIELDS: with any other, DaemonError EOPNOTSUPP, and
+        nothing is sent.
 
         Raises OSError from opening ``path``, ValueError for bad options,
         DaemonError for the daemon's refusal (EPERM, EDQUOT, EOPNOTSUPP,
@@ -978,7 +991,10 @@ class Connection:
                 raise ValueError("%s must be a positive 32-bit number" % name)
         if since is not None and not 0 <= since <= 0xFFFFFFFFFFFFFFFF:
             raise ValueError("since must be an unsigned 64-bit event ID")
-        opts = (sub_flags, mask, dev, ring_depth, latency_us, batch, tuple(excludes))
+        if fields is not None and (not isinstance(fields, int) or isinstance(fields, bool)
+                                   or fields < 0 or fields & ~W.FIELDS_ALL):
+            raise ValueError("fields is an OR of FIELD_STAT and FIELD_PID (or 0)")
+        opts = (sub_flags, mask, dev, ring_depth, latency_us, batch, tuple(excludes), fields)
 
         self._next_sub += 1
         fd = None
@@ -1008,7 +1024,11 @@ class Connection:
         return sub
 
     def _subscribe(self, sub, fd, since):
-        sub_flags, mask, dev, depth, latency_us, batch, excludes = sub._opts
+        sub_flags, mask, dev, depth, latency_us, batch, excludes, fields = sub._opts
+        if fields is not None and not self.features & Feature.FIELDS:
+            # an older daemon takes the argument for a malformed request
+            raise DaemonError(errno.EOPNOTSUPP,
+                              "fsnoted does not support choosing event fields")
         req = self._req_id()
         w = W.Writer(W.REQ_SUBSCRIBE).u32(W.ARG_REQ_ID, req).u32(W.ARG_SUB_FLAGS, sub_flags)
         if mask is not None:
@@ -1023,6 +1043,8 @@ class Connection:
             w.u32(W.ARG_BATCH, batch)
         if since is not None:
             w.u64(W.ARG_SINCE_ID, since)
+        if fields is not None:
+            w.u32(W.ARG_FIELDS, fields)
         for x in excludes:
             w.string(W.ARG_EXCLUDE, x)
         # the label: the path this process opened, which the daemon puts in

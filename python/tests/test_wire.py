@@ -63,9 +63,9 @@ def s(v):
     return v + b"\0"
 
 
-def hello_reply(backend=b"fanotify"):
+def hello_reply(backend=b"fanotify", features=0x1B):
     return frame(W.REP_HELLO, (W.ARG_VERSION, u32(1)), (W.ARG_SERVER_VERSION, s(b"0.1.0")),
-                 (W.ARG_FEATURES, u64(0x1B)), (W.ARG_BACKEND, s(backend)))
+                 (W.ARG_FEATURES, u64(features)), (W.ARG_BACKEND, s(backend)))
 
 
 def event(sub_id, ev_id, etype, path, flags=0, extra=()):
@@ -261,10 +261,10 @@ class FakeDaemon:
     into the socket, so no thread is needed; what the client said is read
     back by ``requests()``."""
 
-    def __init__(self, *frames, hello=True):
+    def __init__(self, *frames, hello=True, features=0x1B):
         self.client_end, self.end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         if hello:
-            self.end.sendall(hello_reply())
+            self.end.sendall(hello_reply(features=features))
         for f in frames:
             self.end.sendall(f)
 
@@ -388,6 +388,45 @@ class FakeDaemonTest(unittest.TestCase):
         self.assertEqual((args[W.ARG_LATENCY_US], args[W.ARG_BATCH], args[W.ARG_RING_DEPTH]),
                          (0, 3, 64))
         self.assertEqual(sub.resume_id, 5)
+        c.close()
+
+    def test_fields_are_sent_only_when_asked(self):
+        d = self.fake(features=0x1B | fsnote.Feature.FIELDS)
+        for req in (1, 2, 3, 4):
+            d.say(subscribed(req, 6 + req))
+        c = d.connect()
+        self.assertTrue(c.features & fsnote.Feature.FIELDS)
+        c.subscribe(self.dir_fd)
+        c.subscribe(self.dir_fd, fields=fsnote.FIELD_PID)
+        c.subscribe(self.dir_fd, fields=0)
+        c.subscribe(self.dir_fd, fields=fsnote.FIELD_STAT | fsnote.FIELD_PID)
+        got = [args.get(W.ARG_FIELDS) for rtype, args in d.requests()
+               if rtype == W.REQ_SUBSCRIBE]
+        self.assertEqual(got, [None, 0x2, 0, 0x3])
+        for bad in (4, -1, "stat", True, 1.0):
+            with self.assertRaises(ValueError):
+                c.subscribe(self.dir_fd, fields=bad)
+        self.assertEqual(d.requests(), [])
+        c.close()
+
+    def test_fields_need_the_daemons_feature(self):
+        d = self.fake()
+        c = d.connect()
+        self.assertFalse(c.features & fsnote.Feature.FIELDS)
+        with self.assertRaises(fsnote.DaemonError) as cm:
+            c.subscribe(self.dir_fd, fields=fsnote.FIELD_STAT)
+        self.assertEqual(cm.exception.errno, errno.EOPNOTSUPP)
+        self.assertIn("does not support choosing event fields", cm.exception.strerror)
+        # nothing the daemon would refuse as malformed was sent ...
+        self.assertEqual([rtype for rtype, args in d.requests()], [W.REQ_HELLO])
+        # ... and the connection is as good as before
+        d.say(subscribed(1, 7))
+        sub = c.subscribe(self.dir_fd)
+        (rtype, args), = d.requests()
+        self.assertEqual(rtype, W.REQ_SUBSCRIBE)
+        self.assertNotIn(W.ARG_FIELDS, args)
+        d.say(event(7, 101, 1, b"/w/a"))
+        self.assertEqual(sub.read(5).id, 101)
         c.close()
 
     def test_events_and_their_attributes(self):

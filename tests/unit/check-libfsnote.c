@@ -7,9 +7,11 @@
  * starts one fsnoted on a private socket for the tests that share it; each
  * test works in a directory of its own.  Tests that kill and restart a
  * daemon start their own on a socket of their own, so that the shared one
- * is never disturbed.  One test measures the library's own drain rate from
- * a backlog written by a stand-in server (the daemon's speed is not what it
- * measures).  Needs root (it also acts as nobody); exits 77 otherwise.
+ * is never disturbed.  The tests of batch reads and of FIELDS (the
+ * library's, and which fields fsnotectl watch asks for) talk to a stand-in
+ * daemon instead, which sends exactly the records (and the broken frames)
+ * they need and reports what it received.  Needs root (it also
+ * acts as nobody); exits 77 otherwise.
  *
  *     check-libfsnote [fanotify|inotify]
  *
@@ -787,136 +789,658 @@ START_TEST(test_no_sigpipe)
 }
 END_TEST
 
-/* --- the library's own drain rate --------------------------------------------- */
+/* --- a stand-in daemon ------------------------------------------------------------ */
 
-/* A stand-in daemon: encodes @n event records first, then answers hello
- * and one subscribe and writes the records as fast as the socket takes
- * them, in large writes, so that only the library's speed is measured. */
-static void fake_server(int lfd, size_t n)
+/* What the stand-in daemon does: it announces @features, answers hello,
+ * subscribe (SUB_ID 42, start ID 1000), current-id and unsubscribe, and
+ * sends event records numbered on from 1001: @n_events after the first
+ * subscribe's reply, then the bytes of @tail as they are; @n_per_request
+ * ahead of each current-id reply (events that arrive while a request
+ * waits) and @n_after_request after it.  For each subscribe it writes the FIELDS argument
+ * it carried (-1 when absent) as an int64_t to @report_fd.  It exits when
+ * the client closes. */
+struct stand_in {
+	uint64_t features;
+	size_t n_events, n_per_request, n_after_request;
+	const uint8_t *tail;
+	size_t tail_len;
+	int report_fd;
+};
+
+struct out_stream {
+	int fd;
+	size_t used;
+	uint8_t buf[256 * 1024];
+};
+
+static void out_flush(struct out_stream *o)
 {
-	uint8_t in[4096];
-	struct codec_record rec;
-	struct codec_writer w;
-	uint8_t out[512];
-	size_t have = 0, cap = n * 256, used = 0;
-	uint32_t len;
-	char path[64];
-	uint8_t *all = malloc(cap);
-
-	if (!all)
-		_exit(1);
-	for (size_t i = 0; i < n; i++) {
-		snprintf(path, sizeof(path), "/tmp/tree/dir%zu/file%zu.txt", i % 100, i);
-		struct codec_event ev = {
-			.sub_id = 42, .id = 1001 + i, .type = FSNOTE_EV_CREATE, .time_ns = 1,
-			.pid = 1, .path = path, .path_len = strlen(path),
-			.st = { .have_dev = true, .have_ino = true, .have_mode = true, .have_uid = true,
-				.have_gid = true, .dev = 1, .ino = i, .mode = 0100644 },
-		};
-		int m = codec_encode_event(all + used, cap - used, &ev);
-		if (m < 0)
-			_exit(1);
-		used += (size_t)m;
-	}
-
-	int fd = accept(lfd, NULL, NULL);
-	if (fd < 0)
-		_exit(1);
-	for (int answered = 0; answered < 2;) {
-		ssize_t k = read(fd, in + have, sizeof(in) - have);
-		if (k <= 0)
-			_exit(2);
-		have += (size_t)k;
-		while (codec_frame_peek(in, have, sizeof(in), &len) == 1) {
-			if (codec_decode(in, len, &rec) < 0)
-				_exit(3);
-			uint32_t req = 0;
-			(void)codec_get_u32(&rec, FSNOTE_ARG_REQ_ID, &req);
-			if (rec.type == FSNOTE_REQ_HELLO) {
-				codec_writer_init(&w, out, sizeof(out), FSNOTE_REP_HELLO);
-				codec_put_u32(&w, FSNOTE_ARG_VERSION, FSNOTE_PROTOCOL_VERSION);
-				codec_put_cstring(&w, FSNOTE_ARG_SERVER_VERSION, "stand-in");
-				codec_put_u64(&w, FSNOTE_ARG_FEATURES, 0);
-				codec_put_cstring(&w, FSNOTE_ARG_BACKEND, "fanotify");
-			} else {
-				codec_writer_init(&w, out, sizeof(out), FSNOTE_REP_SUBSCRIBED);
-				codec_put_u32(&w, FSNOTE_ARG_REQ_ID, req);
-				codec_put_u32(&w, FSNOTE_ARG_SUB_ID, 42);
-				codec_put_u64(&w, FSNOTE_ARG_ID, 1000);
-			}
-			int m = codec_writer_finish(&w);
-			if (m < 0 || write(fd, out, (size_t)m) != m)
-				_exit(4);
-			memmove(in, in + len, have - len);
-			have -= len;
-			answered++;
-		}
-	}
-	for (size_t off = 0; off < used;) {
-		ssize_t k = write(fd, all + off, used - off > 256 * 1024 ? 256 * 1024 : used - off);
+	for (size_t off = 0; off < o->used;) {
+		ssize_t k = send(o->fd, o->buf + off, o->used - off, MSG_NOSIGNAL);
 		if (k <= 0)
 			_exit(5);
 		off += (size_t)k;
 	}
-	close(fd);
-	_exit(0);
+	o->used = 0;
 }
 
-START_TEST(test_drain_rate)
+static void out_add(struct out_stream *o, const void *p, size_t len)
 {
-	const size_t n = 500000;
-	char dir[300], sock[400];
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	fsnote *h = NULL;
-	fsnote_event *e;
-	uint32_t sub;
+	if (len > sizeof(o->buf) - o->used)
+		out_flush(o);
+	if (len > sizeof(o->buf))
+		_exit(6);
+	memcpy(o->buf + o->used, p, len);
+	o->used += len;
+}
 
-	snprintf(dir, sizeof(dir), "%s/run/fake.XXXXXX", base_dir);
+/* The path of stand-in event @id, which tests check events against. */
+static void stand_in_path(char *buf, size_t cap, uint64_t id)
+{
+	snprintf(buf, cap, "/tmp/tree/dir%u/file%llu.txt", (unsigned)(id % 100),
+		 (unsigned long long)id);
+}
+
+static void out_events(struct out_stream *o, uint64_t *next_id, size_t n)
+{
+	uint8_t frame[512];
+	char path[96];
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t id = (*next_id)++;
+		stand_in_path(path, sizeof(path), id);
+		struct codec_event ev = {
+			.sub_id = 42, .id = id, .type = FSNOTE_EV_CREATE, .time_ns = id * 1000,
+			.pid = (uint32_t)id, .path = path, .path_len = strlen(path),
+			.st = { .have_dev = true, .have_ino = true, .have_mode = true, .have_uid = true,
+				.have_gid = true, .dev = 1, .ino = id, .mode = 0100644 },
+		};
+		int m = codec_encode_event(frame, sizeof(frame), &ev);
+		if (m < 0)
+			_exit(1);
+		out_add(o, frame, (size_t)m);
+	}
+}
+
+static void stand_in_serve(int lfd, const struct stand_in *cfg)
+{
+	static struct out_stream o;
+	uint8_t in[8192], frame[512];
+	struct codec_record rec;
+	struct codec_writer w;
+	size_t have = 0;
+	uint64_t next_id = 1001;
+	bool subscribed = false;
+	uint32_t len;
+
+	o.fd = accept(lfd, NULL, NULL);
+	if (o.fd < 0)
+		_exit(1);
+	for (;;) {
+		ssize_t k = read(o.fd, in + have, sizeof(in) - have);
+		if (k <= 0)
+			_exit(k == 0 ? 0 : 2);
+		have += (size_t)k;
+		while (codec_frame_peek(in, have, sizeof(in), &len) == 1) {
+			if (codec_decode(in, len, &rec) < 0)
+				_exit(3);
+			uint32_t req = 0, fields;
+			(void)codec_get_u32(&rec, FSNOTE_ARG_REQ_ID, &req);
+			switch (rec.type) {
+			case FSNOTE_REQ_HELLO:
+				codec_writer_init(&w, frame, sizeof(frame), FSNOTE_REP_HELLO);
+				codec_put_u32(&w, FSNOTE_ARG_VERSION, FSNOTE_PROTOCOL_VERSION);
+				codec_put_cstring(&w, FSNOTE_ARG_SERVER_VERSION, "stand-in");
+				codec_put_u64(&w, FSNOTE_ARG_FEATURES, cfg->features);
+				codec_put_cstring(&w, FSNOTE_ARG_BACKEND, "fanotify");
+				break;
+			case FSNOTE_REQ_SUBSCRIBE: {
+				int64_t got = codec_get_u32(&rec, FSNOTE_ARG_FIELDS, &fields) == 0 ? (int64_t)fields : -1;
+				if (cfg->report_fd >= 0 &&
+				    write(cfg->report_fd, &got, sizeof(got)) != sizeof(got))
+					_exit(7);
+				codec_writer_init(&w, frame, sizeof(frame), FSNOTE_REP_SUBSCRIBED);
+				codec_put_u32(&w, FSNOTE_ARG_REQ_ID, req);
+				codec_put_u32(&w, FSNOTE_ARG_SUB_ID, 42);
+				codec_put_u64(&w, FSNOTE_ARG_ID, 1000);
+				break;
+			}
+			case FSNOTE_REQ_CURRENT_ID:
+				out_events(&o, &next_id, cfg->n_per_request);
+				codec_writer_init(&w, frame, sizeof(frame), FSNOTE_REP_CURRENT_ID);
+				codec_put_u32(&w, FSNOTE_ARG_REQ_ID, req);
+				codec_put_u64(&w, FSNOTE_ARG_ID, next_id - 1);
+				break;
+			case FSNOTE_REQ_UNSUBSCRIBE:
+				codec_writer_init(&w, frame, sizeof(frame), FSNOTE_REP_UNSUBSCRIBED);
+				codec_put_u32(&w, FSNOTE_ARG_REQ_ID, req);
+				break;
+			default:
+				_exit(4);
+			}
+			int m = codec_writer_finish(&w);
+			if (m < 0)
+				_exit(4);
+			out_add(&o, frame, (size_t)m);
+			if (rec.type == FSNOTE_REQ_SUBSCRIBE && !subscribed) {
+				subscribed = true;
+				out_events(&o, &next_id, cfg->n_events);
+				if (cfg->tail_len)
+					out_add(&o, cfg->tail, cfg->tail_len);
+			}
+			if (rec.type == FSNOTE_REQ_CURRENT_ID)
+				out_events(&o, &next_id, cfg->n_after_request);
+			out_flush(&o);
+			memmove(in, in + len, have - len);
+			have -= len;
+		}
+	}
+}
+
+/* Starts the stand-in on a socket of its own; *@sock is where it listens
+ * and *@dir a directory to subscribe.  Returns its pid. */
+static pid_t stand_in_start(const struct stand_in *cfg, char *dir, size_t dir_cap, char *sock,
+			    size_t sock_cap)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+	snprintf(dir, dir_cap, "%s/run/stand-in.XXXXXX", base_dir);
 	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(sock, sizeof(sock), "%s/s", dir);
+	snprintf(sock, sock_cap, "%s/s", dir);
 	set_sun(&sun, sock);
 	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(lfd, 0);
 	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
 	ck_assert_int_eq(listen(lfd, 1), 0);
 	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
-		fake_server(lfd, n);
+		stand_in_serve(lfd, cfg);
 	close(lfd);
+	return pid;
+}
 
+/* Connects to a stand-in started with @cfg and subscribes with @o. */
+static fsnote *stand_in_session(const struct stand_in *cfg, const fsnote_sub_opts *o,
+				uint32_t *ret_sub, pid_t *ret_pid)
+{
+	char dir[300], sock[400];
+	fsnote *h = NULL;
+
+	*ret_pid = stand_in_start(cfg, dir, sizeof(dir), sock, sizeof(sock));
 	ck_assert_int_eq(fsnote_connect(sock, &h), 0);
 	ck_assert_str_eq(fsnote_server_version(h), "stand-in");
-	ck_assert_int_eq(fsnote_subscribe(h, dir, NULL, &sub), 0);
-	ck_assert_uint_eq(fsnote_sub_start_id(h, sub), 1000);
-	/* let the backlog build up before draining it */
-	usleep(200000);
+	int r = fsnote_subscribe(h, dir, o, ret_sub);
+	ck_assert_msg(r == 0, "subscribe: %s (%s)", strerror(-r), fsnote_last_error(h));
+	ck_assert_uint_eq(fsnote_sub_start_id(h, *ret_sub), 1000);
+	return h;
+}
 
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	size_t got = 0;
-	uint64_t expect = 1001;
+static void stand_in_end(fsnote *h, pid_t pid)
+{
+	int status;
+
+	fsnote_close(h);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "stand-in status %#x", status);
+}
+
+/* Checks that @e is stand-in event @id of @sub, whole. */
+static void check_stand_in_event(const fsnote_event *e, uint32_t sub, uint64_t id)
+{
+	char want[96];
+	size_t len;
+	uint64_t ino;
+
+	stand_in_path(want, sizeof(want), id);
+	ck_assert_uint_eq(fsnote_event_id(e), id);
+	ck_assert_uint_eq(fsnote_event_sub_id(e), sub);
+	ck_assert_uint_eq(fsnote_event_type(e), FSNOTE_CREATE);
+	ck_assert_uint_eq(fsnote_event_time_ns(e), id * 1000);
+	ck_assert_uint_eq(fsnote_event_pid(e), (uint32_t)id);
+	ck_assert_str_eq(fsnote_event_path(e, &len), want);
+	ck_assert_uint_eq(len, strlen(want));
+	ck_assert_ptr_null(fsnote_event_dest(e, NULL));
+	ck_assert_int_eq(fsnote_event_ino(e, false, &ino), 0);
+	ck_assert_uint_eq(ino, id);
+}
+
+/* --- batch reads ------------------------------------------------------------------ */
+
+START_TEST(test_batch_order)
+{
+	const size_t n = 3000 + 5 + 7;
+	struct stand_in cfg = { .n_events = 3000, .n_per_request = 5, .n_after_request = 7,
+				.report_fd = -1 };
+	const fsnote_event *evs[7];
+	uint32_t sub;
+	pid_t pid;
+	uint64_t id;
+	fsnote *h = stand_in_session(&cfg, NULL, &sub, &pid);
+
+	/* what arrives while a request waits is queued; then come the seven
+	 * after its reply, from the input buffer */
+	ck_assert_int_eq(fsnote_current_id(h, &id), 0);
+	ck_assert_uint_eq(id, 1000 + 3000 + 5);
+	uint64_t next = 1001;
+	size_t batches = 0;
+	while (next < 1001 + n) {
+		int r = fsnote_read_batch(h, 5000, evs, 7);
+		ck_assert_msg(r > 0, "read_batch: %s", strerror(-r));
+		ck_assert_int_le(r, 7);
+		for (int i = 0; i < r; i++)
+			check_stand_in_event(evs[i], sub, next++);
+		batches++;
+	}
+	ck_assert_uint_eq(next, 1001 + n);
+	ck_assert_uint_lt(batches, n); /* some batch held more than one */
+	ck_assert_uint_eq(fsnote_sub_last_id(h, sub), 1000 + n);
+	ck_assert_int_eq(fsnote_read_batch(h, 0, evs, 7), -EAGAIN);
+	ck_assert_int_eq(fsnote_read_batch(h, 0, evs, 0), -EINVAL);
+	ck_assert_int_eq(fsnote_read_batch(h, 0, NULL, 7), -EINVAL);
+	ck_assert_int_eq(fsnote_read_batch(NULL, 0, evs, 7), -EINVAL);
+
+	/* max 1 works too */
+	cfg.n_per_request = cfg.n_after_request = 0;
+	cfg.n_events = 10;
+	stand_in_end(h, pid);
+	h = stand_in_session(&cfg, NULL, &sub, &pid);
+	for (id = 1001; id <= 1010; id++) {
+		ck_assert_int_eq(fsnote_read_batch(h, 5000, evs, 1), 1);
+		check_stand_in_event(evs[0], sub, id);
+	}
+	stand_in_end(h, pid);
+}
+END_TEST
+
+START_TEST(test_batch_validity)
+{
+	struct stand_in cfg = { .n_events = 100, .n_per_request = 10, .report_fd = -1 };
+	const fsnote_event *evs[50], *evs2[200];
+	uint32_t sub;
+	pid_t pid;
+	uint64_t id;
+	fsnote *h = stand_in_session(&cfg, NULL, &sub, &pid);
+
+	int n = fsnote_read_batch(h, 5000, evs, 50);
+	ck_assert_int_gt(n, 0);
+	/* a request in between queues what arrives meanwhile (the rest of the
+	 * hundred and ten more) and leaves the batch alone */
+	ck_assert_int_eq(fsnote_current_id(h, &id), 0);
+	ck_assert_uint_eq(id, 1110);
+	for (int i = 0; i < n; i++)
+		check_stand_in_event(evs[i], sub, 1001 + (uint64_t)i);
+
+	/* the next batch goes on in order, from the queue */
+	uint64_t next = 1001 + (uint64_t)n;
+	while (next <= 1110) {
+		int r = fsnote_read_batch(h, 5000, evs2, 200);
+		ck_assert_msg(r > 0, "read_batch: %s", strerror(-r));
+		for (int i = 0; i < r; i++)
+			check_stand_in_event(evs2[i], sub, next++);
+	}
+	ck_assert_int_eq(fsnote_read_batch(h, 0, evs2, 200), -EAGAIN);
+	stand_in_end(h, pid);
+}
+END_TEST
+
+START_TEST(test_batch_mixed_with_read)
+{
+	struct stand_in cfg = { .n_events = 400, .n_per_request = 4, .n_after_request = 2,
+				.report_fd = -1 };
+	const fsnote_event *evs[16];
+	fsnote_event *e;
+	uint32_t sub;
+	pid_t pid;
+	uint64_t id, next = 1001;
+	fsnote *h = stand_in_session(&cfg, NULL, &sub, &pid);
+
+	for (int round = 0; next < 1001 + 400 + 6 * 5; round++) {
+		switch (round % 3) {
+		case 0: {
+			ck_assert_int_eq(fsnote_read(h, 5000, &e), 0);
+			check_stand_in_event(e, sub, next++);
+			/* the caller's own event outlives the batch that follows */
+			int r = fsnote_read_batch(h, 5000, evs, 16);
+			ck_assert_int_gt(r, 0);
+			check_stand_in_event(e, sub, next - 1);
+			fsnote_event_free(e);
+			for (int i = 0; i < r; i++)
+				check_stand_in_event(evs[i], sub, next++);
+			break;
+		}
+		case 1: {
+			int r = fsnote_read_batch(h, 5000, evs, 16);
+			ck_assert_int_gt(r, 0);
+			/* harmless: a batch's events are the handle's */
+			ck_assert_ptr_null(fsnote_event_free((fsnote_event *)evs[0]));
+			for (int i = 0; i < r; i++)
+				check_stand_in_event(evs[i], sub, next++);
+			break;
+		}
+		default:
+			if (round < 15)
+				ck_assert_int_eq(fsnote_current_id(h, &id), 0);
+			ck_assert_int_eq(fsnote_read(h, 5000, &e), 0);
+			check_stand_in_event(e, sub, next++);
+			fsnote_event_free(e);
+			break;
+		}
+	}
+	ck_assert_uint_eq(next, 1001 + 400 + 6 * 5);
+	ck_assert_int_eq(fsnote_read_batch(h, 0, evs, 16), -EAGAIN);
+	ck_assert_int_eq(fsnote_read(h, 0, &e), -EAGAIN);
+	stand_in_end(h, pid);
+}
+END_TEST
+
+START_TEST(test_batch_malformed)
+{
+	uint8_t bad[3][512];
+	size_t bad_len[3];
+	const char *what[3] = { "relative path", "oversized frame", "reserved bits" };
+	struct codec_event rel = { .sub_id = 42, .id = 1011, .type = FSNOTE_EV_CREATE,
+				   .path = "tree/file", .path_len = 9 };
+	struct codec_event ok = { .sub_id = 42, .id = 1011, .type = FSNOTE_EV_CREATE,
+				  .path = "/tree/file", .path_len = 10 };
+
+	int m = codec_encode_event(bad[0], sizeof(bad[0]), &rel);
+	ck_assert_int_gt(m, 0);
+	bad_len[0] = (size_t)m;
+	/* a header that announces more than any frame may hold */
+	uint32_t huge = FSNOTE_FRAME_MAX + 1;
+	m = codec_encode_event(bad[1], sizeof(bad[1]), &ok);
+	ck_assert_int_gt(m, 0);
+	for (int i = 0; i < 4; i++)
+		bad[1][i] = (uint8_t)(huge >> (8 * i));
+	bad_len[1] = (size_t)m;
+	m = codec_encode_event(bad[2], sizeof(bad[2]), &ok);
+	ck_assert_int_gt(m, 0);
+	bad[2][6] = 1;
+	bad_len[2] = (size_t)m;
+
+	for (int k = 0; k < 3; k++) {
+		struct stand_in cfg = { .n_events = 10, .tail = bad[k], .tail_len = bad_len[k],
+					.report_fd = -1 };
+		const fsnote_event *evs[64];
+		fsnote_event *e;
+		uint32_t sub;
+		pid_t pid;
+		uint64_t next = 1001;
+		int r;
+		fsnote *h = stand_in_session(&cfg, NULL, &sub, &pid);
+
+		/* what came before the bad frame is delivered, then the error */
+		while ((r = fsnote_read_batch(h, 5000, evs, 64)) > 0)
+			for (int i = 0; i < r; i++)
+				check_stand_in_event(evs[i], sub, next++);
+		ck_assert_msg(r == -EBADMSG, "%s: %s", what[k], strerror(-r));
+		ck_assert_uint_eq(next, 1011);
+		/* and it sticks, for either kind of read */
+		ck_assert_int_eq(fsnote_read_batch(h, 0, evs, 64), -EBADMSG);
+		ck_assert_int_eq(fsnote_read(h, 0, &e), -EBADMSG);
+		stand_in_end(h, pid);
+	}
+}
+END_TEST
+
+/* Allocations counted while @counting, to show that batches in a steady
+ * stream allocate nothing.  The sanitizers own malloc, so a sanitized
+ * build counts through their hooks instead of replacing it. */
+static volatile bool counting;
+static volatile size_t allocations;
+
+#if SANITIZED
+int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void *, size_t),
+					      void (*free_hook)(const volatile void *));
+
+static void count_hook(const volatile void *p, size_t size)
+{
+	(void)p;
+	(void)size;
+	if (counting)
+		allocations++;
+}
+
+static void ignore_free(const volatile void *p)
+{
+	(void)p;
+}
+
+static void count_setup(void)
+{
+	/* both hooks are required, or neither is installed */
+	ck_assert_int_ne(__sanitizer_install_malloc_and_free_hooks(count_hook, ignore_free), 0);
+}
+#else
+void *__libc_malloc(size_t size);
+void *__libc_calloc(size_t n, size_t size);
+void *__libc_realloc(void *p, size_t size);
+
+void *malloc(size_t size)
+{
+	if (counting)
+		allocations++;
+	return __libc_malloc(size);
+}
+
+void *calloc(size_t n, size_t size)
+{
+	if (counting)
+		allocations++;
+	return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t size)
+{
+	if (counting)
+		allocations++;
+	return __libc_realloc(p, size);
+}
+
+static void count_setup(void)
+{
+}
+#endif
+
+START_TEST(test_batch_allocates_nothing)
+{
+	const size_t n = 20000, max = 256;
+	struct stand_in cfg = { .n_events = n, .report_fd = -1 };
+	const fsnote_event *evs[256];
+	const fsnote_event *first = NULL;
+	fsnote_event *e;
+	uint32_t sub;
+	pid_t pid;
+	uint64_t next = 1001;
+	size_t batches = 0, same_start = 0, wrong = 0;
 	int r;
-	size_t wrong = 0;
-	/* plain comparisons in the loop: every Check assertion is a write to a pipe */
-	while ((r = fsnote_read(h, 2000, &e)) == 0) {
-		if (fsnote_event_id(e) != expect || fsnote_event_sub_id(e) != sub ||
-		    fsnote_event_path(e, NULL)[0] != '/')
+
+	count_setup();
+	fsnote *h = stand_in_session(&cfg, NULL, &sub, &pid);
+
+	/* the counter sees the library: fsnote_read() allocates each event */
+	counting = true;
+	allocations = 0;
+	for (int i = 0; i < 10; i++) {
+		ck_assert_int_eq(fsnote_read(h, 5000, &e), 0);
+		if (fsnote_event_id(e) != next++)
 			wrong++;
-		expect++;
-		got++;
 		fsnote_event_free(e);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	ck_assert_int_eq(r, -ECONNRESET);
-	ck_assert_uint_eq(got, n);
+	counting = false;
+	ck_assert_uint_ge(allocations, 10);
+
+	/* warm up: the slab and the input buffer reach their size */
+	for (int i = 0; i < 16; i++) {
+		r = fsnote_read_batch(h, 5000, evs, max);
+		ck_assert_int_gt(r, 0);
+		for (int k = 0; k < r; k++)
+			if (fsnote_event_id(evs[k]) != next++)
+				wrong++;
+	}
+	/* plain comparisons in the counted stretch: a Check assertion is a
+	 * write to a pipe, which may allocate */
+	counting = true;
+	allocations = 0;
+	while (next < 1001 + n) {
+		r = fsnote_read_batch(h, 5000, evs, max);
+		if (r <= 0)
+			break;
+		if (!first)
+			first = evs[0];
+		else if (evs[0] == first)
+			same_start++;
+		for (int k = 0; k < r; k++)
+			if (fsnote_event_id(evs[k]) != next++)
+				wrong++;
+		batches++;
+	}
+	counting = false;
+	ck_assert_msg(r > 0, "read_batch: %s", strerror(-r));
+	ck_assert_uint_eq(next, 1001 + n);
 	ck_assert_uint_eq(wrong, 0);
-	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-	double rate = (double)n / s;
-	fprintf(stderr, "libfsnote drained %zu records in %.3f s: %.2f M records/s%s\n", n, s,
-		rate / 1e6, SANITIZED ? " (sanitized build: not checked)" : "");
-	if (!SANITIZED)
-		ck_assert_msg(rate >= 0.7e6, "drain rate %.2f M records/s is below 0.7 M/s", rate / 1e6);
-	fsnote_close(h);
-	waitpid(pid, NULL, 0);
+	ck_assert_uint_gt(batches, 10);
+	ck_assert_msg(allocations == 0, "%zu allocations in %zu batches", allocations, batches);
+	/* each batch starts where the last one did: one slab, reused */
+	ck_assert_uint_eq(same_start, batches - 1);
+	stand_in_end(h, pid);
+}
+END_TEST
+
+/* --- FIELDS ------------------------------------------------------------------------ */
+
+static int64_t reported_fields(int fd)
+{
+	int64_t v;
+	ck_assert_int_eq(read(fd, &v, sizeof(v)), sizeof(v));
+	return v;
+}
+
+START_TEST(test_fields)
+{
+	int report[2];
+	char dir[300], sock[400];
+	fsnote_sub_opts *o = NULL;
+	fsnote *h = NULL;
+	uint32_t sub;
+
+	ck_assert_int_eq(fsnote_sub_opts_new(&o), 0);
+	ck_assert_int_eq(fsnote_sub_opts_set_fields(o, 4), -EINVAL);
+	ck_assert_int_eq(fsnote_sub_opts_set_fields(NULL, FSNOTE_WITH_PID), -EINVAL);
+	ck_assert_int_eq(pipe2(report, O_CLOEXEC | O_NONBLOCK), 0);
+
+	/* a daemon with the feature gets FIELDS only when it was set */
+	struct stand_in cfg = { .features = FSNOTE_HAS_FIELDS, .report_fd = report[1] };
+	pid_t pid = stand_in_start(&cfg, dir, sizeof(dir), sock, sizeof(sock));
+	ck_assert_int_eq(fsnote_connect(sock, &h), 0);
+	ck_assert_uint_eq(fsnote_features(h) & FSNOTE_HAS_FIELDS, FSNOTE_HAS_FIELDS);
+	ck_assert_int_eq(fsnote_subscribe(h, dir, NULL, &sub), 0);
+	ck_assert_int_eq(fsnote_subscribe(h, dir, o, &sub), 0);
+	ck_assert_int_eq(fsnote_sub_opts_set_fields(o, FSNOTE_WITH_PID), 0);
+	ck_assert_int_eq(fsnote_subscribe(h, dir, o, &sub), 0);
+	ck_assert_int_eq(fsnote_sub_opts_set_fields(o, 0), 0);
+	ck_assert_int_eq(fsnote_subscribe(h, dir, o, &sub), 0);
+	ck_assert_int_eq(fsnote_sub_opts_set_fields(o, FSNOTE_WITH_ALL), 0);
+	ck_assert_int_eq(fsnote_subscribe(h, dir, o, &sub), 0);
+	stand_in_end(h, pid);
+	ck_assert_int_eq(reported_fields(report[0]), -1);
+	ck_assert_int_eq(reported_fields(report[0]), -1);
+	ck_assert_int_eq(reported_fields(report[0]), FSNOTE_WITH_PID);
+	ck_assert_int_eq(reported_fields(report[0]), 0);
+	ck_assert_int_eq(reported_fields(report[0]), FSNOTE_WITH_STAT | FSNOTE_WITH_PID);
+
+	/* a daemon without it is never sent what it would refuse as malformed */
+	int64_t v;
+	ck_assert_int_eq(read(report[0], &v, sizeof(v)), -1);
+	cfg.features = FSNOTE_HAS_FLUSH | FSNOTE_HAS_JOURNAL;
+	pid = stand_in_start(&cfg, dir, sizeof(dir), sock, sizeof(sock));
+	ck_assert_int_eq(fsnote_connect(sock, &h), 0);
+	ck_assert_int_eq(fsnote_sub_opts_set_fields(o, FSNOTE_WITH_STAT), 0);
+	ck_assert_int_eq(fsnote_subscribe(h, dir, o, &sub), -EOPNOTSUPP);
+	ck_assert_ptr_nonnull(strstr(fsnote_last_error(h), "does not support"));
+	/* the handle is still good */
+	fsnote_sub_opts_free(o);
+	ck_assert_int_eq(fsnote_sub_opts_new(&o), 0);
+	ck_assert_int_eq(fsnote_subscribe(h, dir, o, &sub), 0);
+	ck_assert_str_eq(fsnote_last_error(h), "");
+	stand_in_end(h, pid);
+	ck_assert_int_eq(reported_fields(report[0]), -1);
+	ck_assert_int_eq(read(report[0], &v, sizeof(v)), -1);
+	fsnote_sub_opts_free(o);
+	close(report[0]);
+	close(report[1]);
+}
+END_TEST
+
+/* Runs "fsnotectl --socket ... watch -q --count 3 @form... DIR" against a
+ * stand-in that sends three events and announces @features.  Returns the
+ * FIELDS the subscription carried (-1: none) with the output in @out. */
+static int64_t fsnotectl_fields(uint64_t features, const char *form, const char *form_arg,
+				char *out, size_t cap)
+{
+	char exe[1024], dir[300], sock[400], out_path[400];
+	const char *top = getenv("abs_top_builddir");
+	int report[2], status;
+
+	snprintf(exe, sizeof(exe), "%s/client/fsnotectl", top ? top : ".");
+	ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
+	struct stand_in cfg = { .features = features, .n_events = 3, .report_fd = report[1] };
+	pid_t server = stand_in_start(&cfg, dir, sizeof(dir), sock, sizeof(sock));
+	close(report[1]);
+	snprintf(out_path, sizeof(out_path), "%s/out", dir);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
+			_exit(126);
+		if (form && form_arg)
+			execl(exe, exe, "--socket", sock, "watch", "-q", "--count", "3", form, form_arg,
+			      dir, (char *)NULL);
+		else if (form)
+			execl(exe, exe, "--socket", sock, "watch", "-q", "--count", "3", form, dir,
+			      (char *)NULL);
+		else
+			execl(exe, exe, "--socket", sock, "watch", "-q", "--count", "3", dir, (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fsnotectl status %#x", status);
+	ck_assert_int_eq(waitpid(server, &status, 0), server);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "stand-in status %#x", status);
+	int64_t fields = reported_fields(report[0]);
+	close(report[0]);
+
+	int fd = open(out_path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ssize_t n = read(fd, out, cap - 1);
+	ck_assert_int_ge(n, 0);
+	out[n] = '\0';
+	close(fd);
+	return fields;
+}
+
+START_TEST(test_fsnotectl_asks_for_what_it_prints)
+{
+	char out[4096];
+	const char *form_arg = NULL;
+
+	/* text prints neither attributes nor pids */
+	ck_assert_int_eq(fsnotectl_fields(FSNOTE_HAS_FIELDS, NULL, NULL, out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "create"));
+	ck_assert_ptr_nonnull(strstr(out, "/tmp/tree/dir3/file1003.txt\n"));
+	/* nor do inotifywait's forms */
+	form_arg = "%w%f %e";
+	ck_assert_int_eq(fsnotectl_fields(FSNOTE_HAS_FIELDS, "--format", form_arg, out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "CREATE"));
+	/* JSON prints both: the default, which is all */
+	ck_assert_int_eq(fsnotectl_fields(FSNOTE_HAS_FIELDS, "--json", NULL, out, sizeof(out)), -1);
+	ck_assert_ptr_nonnull(strstr(out, "\"pid\":1003"));
+	ck_assert_ptr_nonnull(strstr(out, "\"ino\":1003"));
+	/* a daemon without the feature is asked exactly as before */
+	ck_assert_int_eq(fsnotectl_fields(FSNOTE_HAS_FLUSH, NULL, NULL, out, sizeof(out)), -1);
+	ck_assert_ptr_nonnull(strstr(out, "/tmp/tree/dir3/file1003.txt\n"));
 }
 END_TEST
 
@@ -928,7 +1452,13 @@ static Suite *libfsnote_suite(bool with_daemon)
 	TCase *lib = tcase_create("library");
 	tcase_set_timeout(lib, 60);
 	tcase_add_test(lib, test_names);
-	tcase_add_test(lib, test_drain_rate);
+	tcase_add_test(lib, test_batch_order);
+	tcase_add_test(lib, test_batch_validity);
+	tcase_add_test(lib, test_batch_mixed_with_read);
+	tcase_add_test(lib, test_batch_malformed);
+	tcase_add_test(lib, test_batch_allocates_nothing);
+	tcase_add_test(lib, test_fields);
+	tcase_add_test(lib, test_fsnotectl_asks_for_what_it_prints);
 	suite_add_tcase(s, lib);
 	if (!with_daemon)
 		return s;
