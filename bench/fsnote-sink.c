@@ -14,7 +14,11 @@
  * cost of a subscription can be told from that of a connection), prints
  * "ready" and waits for SIGTERM.  With --hold it reads nothing until SIGUSR1,
  * so that a backlog builds up in the daemon and "seconds" says how fast it
- * drains.  Prints one JSON object on stdout.
+ * drains.  Prints one JSON object on stdout: per type, the least any
+ * subscriber saw (so that a complete run says so for every one of them), and
+ * the counted events (create, close_write, rename, delete: what every
+ * iteration of the workload must produce) as the least, the most and the sum
+ * over subscribers, for figures "each" and in aggregate.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -210,9 +214,16 @@ int main(int argc, char **argv)
 
 	/* completeness: the least any subscriber saw of each type */
 	uint64_t min_type[FSNOTE_TYPE_MAX + 1], records = 0, dropped_records = 0, dropped_lost = 0;
+	uint64_t counted_min = UINT64_MAX, counted_max = 0, counted_sum = 0;
 	for (int t = 0; t <= FSNOTE_TYPE_MAX; t++)
 		min_type[t] = UINT64_MAX;
 	for (long i = 0; i < m; i++) {
+		const uint64_t *bt = subs[i].by_type;
+		uint64_t counted = bt[FSNOTE_CREATE] + bt[FSNOTE_CLOSE_WRITE] + bt[FSNOTE_RENAME] +
+				   bt[FSNOTE_DELETE];
+		counted_min = counted < counted_min ? counted : counted_min;
+		counted_max = counted > counted_max ? counted : counted_max;
+		counted_sum += counted;
 		records += subs[i].records;
 		dropped_records += subs[i].by_type[FSNOTE_DROPPED];
 		dropped_lost += subs[i].dropped_lost;
@@ -227,14 +238,15 @@ int main(int argc, char **argv)
 	printf("{\"subs\":%ld,\"records\":%llu,\"create\":%llu,\"delete\":%llu,\"modify\":%llu,"
 	       "\"attrib\":%llu,\"close_write\":%llu,\"rename\":%llu,\"dropped_records\":%llu,"
 	       "\"dropped_events\":%llu,\"seconds\":%.6f,\"cpu_s\":%.6f,\"max_rss_kb\":%ld,"
-	       "\"complete\":%s",
+	       "\"counted_min\":%llu,\"counted_max\":%llu,\"counted_sum\":%llu,\"complete\":%s",
 	       m, (unsigned long long)records, (unsigned long long)min_type[FSNOTE_CREATE],
 	       (unsigned long long)min_type[FSNOTE_DELETE], (unsigned long long)min_type[FSNOTE_MODIFY],
 	       (unsigned long long)min_type[FSNOTE_ATTRIB],
 	       (unsigned long long)min_type[FSNOTE_CLOSE_WRITE],
 	       (unsigned long long)min_type[FSNOTE_RENAME], (unsigned long long)dropped_records,
 	       (unsigned long long)dropped_lost, (double)(last - first) / 1e9, cpu, ru.ru_maxrss,
-	       remaining == 0 ? "true" : "false");
+	       (unsigned long long)counted_min, (unsigned long long)counted_max,
+	       (unsigned long long)counted_sum, remaining == 0 ? "true" : "false");
 	if (n_lat) {
 		qsort(lat, n_lat, sizeof(*lat), cmp_u64);
 		printf(",\"latency_n\":%zu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f",
