@@ -4,7 +4,7 @@
  * own connection through libfsnote, all watching DIR, all served from one
  * poll() loop in this process.
  *
- *   fsnote-sink [--subs M] [--latency-us L] [--timeout SEC] [--hold] [--idle [--per-conn K]] DIR
+ *   fsnote-sink [--subs M] [--latency-us L] [--timeout SEC] [--hold] [--fields none|all] [--idle [--per-conn K]] DIR
  *
  * Prints "ready" on stderr once every subscription is confirmed, then counts
  * each subscriber's events by type until every one of them has seen DIR's
@@ -79,16 +79,18 @@ int main(int argc, char **argv)
 		{ "idle", no_argument, NULL, 'i' },
 		{ "per-conn", required_argument, NULL, 'k' },
 		{ "hold", no_argument, NULL, 'H' },
+		{ "fields", required_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
 	long m = 1;
 	long latency_us = -1; /* -1: the library's and daemon's defaults */
+	long fields = -1;     /* -1: the library's default (everything) */
 	double timeout = 600;
 	bool idle = false, hold = false;
 	long per_conn = 1;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "m:l:t:ik:H", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:l:t:ik:Hf:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			m = atol(optarg);
@@ -107,6 +109,15 @@ int main(int argc, char **argv)
 			break;
 		case 'H':
 			hold = true;
+			break;
+		case 'f':
+			/* it reads types and paths only: "none" lets the daemon
+			 * skip attributes and pids */
+			fields = strcmp(optarg, "none") == 0 ? 0 : strcmp(optarg, "all") == 0 ? FSNOTE_WITH_ALL : -2;
+			if (fields == -2) {
+				fprintf(stderr, "fsnote-sink: --fields is none or all\n");
+				return 2;
+			}
 			break;
 		default:
 			return 2;
@@ -129,7 +140,8 @@ int main(int argc, char **argv)
 	uint64_t *lat = malloc(lat_cap * sizeof(*lat));
 	fsnote_sub_opts *o = NULL;
 	if (!subs || !pfd || !lat || fsnote_sub_opts_new(&o) < 0 ||
-	    (latency_us >= 0 && fsnote_sub_opts_set_latency_us(o, (uint32_t)latency_us) < 0)) {
+	    (latency_us >= 0 && fsnote_sub_opts_set_latency_us(o, (uint32_t)latency_us) < 0) ||
+	    (fields >= 0 && fsnote_sub_opts_set_fields(o, (uint32_t)fields) < 0)) {
 		fprintf(stderr, "fsnote-sink: out of memory\n");
 		return 1;
 	}

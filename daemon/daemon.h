@@ -56,6 +56,9 @@ struct anchor {
 	char *root_abs;               /* root as the daemon's absolute path */
 	size_t root_abs_len;
 	struct access_root *aroot;    /* the root as the access checker reaches it */
+	/* anchors with the same root_src and root_abs map paths alike and share
+	 * it, so that an event encoded for one serves them all (subscriber.c) */
+	uint32_t map_id;
 	/* every event of the subscription's types in scope with an ID above
 	 * this was pooled (a since-ID resume older than this cannot be
 	 * answered from the history) */
@@ -96,6 +99,7 @@ struct sub {
 	uint64_t mask;                /* FSNOTE_EV_BIT set */
 	uint64_t dev_filter;          /* 0 = none */
 	uint32_t latency_us, batch, depth;
+	uint32_t fields;              /* FSNOTE_FIELD_* its events carry */
 	char **excludes;
 	size_t n_excludes;
 	const char *warning;          /* static: why only local changes are seen, or NULL */
@@ -133,7 +137,8 @@ struct client {
 	uint64_t in_offset;           /* bytes received so far */
 	int pending_fd;               /* from SCM_RIGHTS, -1 if none */
 	uint64_t pending_fd_offset;   /* stream offset of the last byte of the read it came with */
-	size_t charged;               /* out bytes charged to acct */
+	size_t charged_len;           /* out bytes charged to acct */
+	size_t charged;               /* what they cost the heap, charged to the pool's bound */
 	/* when it last had nothing pending, or last wrote something while it
 	 * did (0: nothing pending); see sub_client_stalled() */
 	uint64_t busy_since_ns;
@@ -176,6 +181,9 @@ struct daemon {
 	struct sub *system_subs_hint; /* unused marker for status */
 	uint32_t next_sub_id;
 	size_t n_subs, n_unprivileged;
+	size_t n_want_stat;           /* subscriptions asking FSNOTE_FIELD_STAT */
+	size_t n_want_pid;            /* unprivileged ones asking FSNOTE_FIELD_PID */
+	uint32_t next_map_id;         /* anchor.map_id */
 	struct lingering *lingers;       /* newest first */
 	size_t n_lingers;
 	uint32_t interest[FSNOTE_EV_MAX + 1];
@@ -189,7 +197,7 @@ struct daemon {
 	struct withheld_memo withheld;
 	uint64_t start_ns;
 	bool draining;
-	struct event *ev_status, *ev_watchdog, *ev_exit;
+	struct event *ev_status, *ev_watchdog, *ev_exit, *ev_trim;
 	uint64_t watchdog_usec;
 };
 

@@ -900,6 +900,8 @@ int journal_open(const struct journal_config *cfg, uint64_t now_ns, struct journ
 		r = -ENOMEM;
 		goto fail;
 	}
+	/* resident from the start: fixed memory shows before the first burst */
+	memset(j->buf, 0xff, JBUF_SIZE);
 	/* the names of every user's files: the daemon's eyes only */
 	if (mkdir(cfg->dir, 0700) < 0 && errno != EEXIST) {
 		r = -errno;

@@ -11,6 +11,7 @@
  * configuration; a file that does not parse leaves the running one in place.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -109,6 +110,8 @@ static int pool_limits_from(const struct config *cfg, uint64_t first_id, uint64_
 	*ret = (struct pool_limits){
 		.max_events = cfg->pool_max_events,
 		.max_bytes = cfg->pool_max_bytes,
+		/* the allocator's own slack is part of the bound (see trim_cb) */
+		.unchargeable = cfg->pool_max_bytes / 5,
 		.history = cfg->history_events,
 		.coalesce_ns = (uint64_t)cfg->coalesce_ms * 1000000ull,
 		.first_id = first_id,
@@ -130,6 +133,24 @@ static void notify_status(struct daemon *d)
 static void status_cb(evutil_socket_t fd, short what, void *arg)
 {
 	notify_status(arg);
+}
+
+/* The bound (pool_max_bytes) counts what is held for subscribers as heap
+ * chunks; what the allocator keeps after those chunks are freed (a burst's
+ * events, rings and output buffers freed in another order than they came)
+ * is not counted, and would let the daemon's memory grow past the bound by
+ * a fraction of it.  So a fifth of the bound is never charged (the pool's
+ * unchargeable part), and while the heap holds more free memory than a
+ * thirty-second of the bound, it is given back to the kernel. */
+#define TRIM_INTERVAL_MS 100
+static void trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct mallinfo2 mi = mallinfo2();
+	size_t slack = d->cfg.pool_max_bytes / 32;
+
+	if (mi.fordblks > (slack < 512 * 1024 ? 512 * 1024 : slack))
+		(void)malloc_trim(0);
 }
 
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
@@ -404,6 +425,10 @@ int main(int argc, char **argv)
 	struct timeval status_tv = { STATUS_INTERVAL_S, 0 };
 	if (d.ev_status)
 		event_add(d.ev_status, &status_tv);
+	d.ev_trim = event_new(d.base, -1, EV_PERSIST, trim_cb, &d);
+	struct timeval trim_tv = { 0, TRIM_INTERVAL_MS * 1000 };
+	if (d.ev_trim)
+		event_add(d.ev_trim, &trim_tv);
 	uint64_t wd_usec = 0;
 	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
 		d.ev_watchdog = event_new(d.base, -1, EV_PERSIST, watchdog_cb, &d);
@@ -438,6 +463,8 @@ out:
 		event_free(d.ev_exit);
 	if (d.ev_status)
 		event_free(d.ev_status);
+	if (d.ev_trim)
+		event_free(d.ev_trim);
 	if (d.ev_watchdog)
 		event_free(d.ev_watchdog);
 	d.mounts = mountwatch_free(d.mounts);

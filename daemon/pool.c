@@ -40,6 +40,17 @@
 
 #define chunk_size pool_chunk_size
 
+/* Makes the pages of a fresh zeroed array resident.  The history's slots
+ * are fixed overhead, outside the byte bound: they should show in the
+ * daemon's memory from the start, not grow into it during the first burst
+ * (calloc's large blocks are untouched zero pages until written). */
+static void touch_pages(void *mem, size_t size)
+{
+	volatile unsigned char *b = mem;
+	for (size_t i = 0; i < size; i += 4096)
+		b[i] = 0;
+}
+
 int pool_new(const struct pool_limits *limits, const struct pool_callbacks *cb,
 	     struct pool **ret)
 {
@@ -63,6 +74,7 @@ int pool_new(const struct pool_limits *limits, const struct pool_callbacks *cb,
 			free(p);
 			return -ENOMEM;
 		}
+		touch_pages(p->hist, limits->history * sizeof(*p->hist));
 		p->hist_cap = p->hist_max = p->lim.history = limits->history;
 	}
 	*ret = p;
@@ -81,7 +93,31 @@ static void event_free(struct pool *p, struct pool_event *ev)
 		p->newest = ev->prev;
 	p->events--;
 	p->bytes -= ev->bytes;
+	if (ev->enc) {
+		p->bytes -= chunk_size(ev->enc_len);
+		free(ev->enc);
+	}
 	free(ev);
+}
+
+int pool_event_set_encoding(struct pool *p, struct pool_event *ev, uint64_t key, const void *bytes,
+			    size_t len)
+{
+	if (len == 0 || len > UINT32_MAX)
+		return -EINVAL;
+	uint8_t *enc = malloc(len);
+	if (!enc)
+		return -ENOMEM;
+	if (ev->enc) {
+		p->bytes -= chunk_size(ev->enc_len);
+		free(ev->enc);
+	}
+	memcpy(enc, bytes, len);
+	ev->enc = enc;
+	ev->enc_len = (uint32_t)len;
+	ev->enc_key = key;
+	p->bytes += chunk_size(len);
+	return 0;
 }
 
 struct pool_event *pool_event_ref(struct pool_event *ev)
@@ -180,8 +216,10 @@ static bool reclaim_rings(struct pool *p)
  * -ENOMEM when nothing more can be given up (callers hold the rest). */
 static int make_room(struct pool *p, size_t events, size_t bytes)
 {
+	size_t max = p->lim.max_bytes - (p->lim.unchargeable < p->lim.max_bytes ? p->lim.unchargeable : 0);
+
 	while (p->events + events > p->lim.max_events ||
-	       p->bytes + p->ring_bytes + p->ext_bytes + bytes > p->lim.max_bytes) {
+	       p->bytes + p->ring_bytes + p->ext_bytes + bytes > max) {
 		if (p->hist_count && p->hist[p->hist_head]->refs == 1)
 			history_drop_oldest(p);
 		else if (reclaim_rings(p))
@@ -189,7 +227,7 @@ static int make_room(struct pool *p, size_t events, size_t bytes)
 		else if (p->hist_count)
 			history_drop_oldest(p);
 		else if (p->events + events <= p->lim.max_events &&
-			 p->bytes + p->ring_bytes + bytes <= p->lim.max_bytes)
+			 p->bytes + p->ring_bytes + bytes <= max)
 			return 0; /* output the owner holds makes reclaim come early,
 				   * never an event fail */
 		else
@@ -225,6 +263,7 @@ static void history_resize(struct pool *p, size_t n)
 				p->hist_max = n;
 			return;
 		}
+		touch_pages(h, n * sizeof(*h));
 		for (size_t i = 0; i < p->hist_count; i++)
 			h[i] = history_at(p, i);
 	}
@@ -293,6 +332,11 @@ int pool_add(struct pool *p, const struct pool_event_init *init, uint64_t now_ns
 	if ((init->type == FSNOTE_EV_MODIFY || init->type == FSNOTE_EV_ATTRIB) &&
 	    p->lim.coalesce_ns && mergeable(p, p->newest, init, now_ns)) {
 		p->newest->flags |= FSNOTE_FLAG_COMBINED;
+		if (p->newest->enc) { /* its record changed */
+			p->bytes -= chunk_size(p->newest->enc_len);
+			free(p->newest->enc);
+			p->newest->enc = NULL;
+		}
 		p->merged++;
 		*ret = p->newest;
 		return POOL_MERGED;

@@ -75,6 +75,13 @@ struct pool_event {
 	uint64_t sub_gen;               /* pool subscription generation at insertion */
 	bool delivered;                 /* some ring has handed it out */
 	uint32_t bytes;                 /* what it is charged against the byte bound */
+	/* The event's record as last encoded for one view of it (the owner's
+	 * key says which), so that every subscriber with that view copies it
+	 * instead of encoding it again; charged to the bound, freed with the
+	 * event.  NULL until pool_event_set_encoding(). */
+	uint8_t *enc;
+	uint32_t enc_len;
+	uint64_t enc_key;
 	const char *path;               /* source-space path, NUL-terminated, in data */
 	const char *dest;               /* NULL unless rename */
 	char data[];
@@ -98,6 +105,8 @@ struct pool_event_init {
 struct pool_limits {
 	size_t max_events;              /* hard bound on live events */
 	size_t max_bytes;               /* hard bound on bytes charged */
+	size_t unchargeable;            /* part of max_bytes kept free of charges (the
+	                                 * allocator's own slack); less than max_bytes */
 	size_t history;                 /* events kept for since-ID replay */
 	uint64_t coalesce_ns;           /* modify/attrib merge window, 0 = never */
 	uint64_t first_id;              /* the first ID handed out is first_id + 1 */
@@ -153,6 +162,11 @@ enum {
 int pool_add(struct pool *p, const struct pool_event_init *init, uint64_t now_ns,
 	     struct pool_event **ret);
 struct pool_event *pool_event_ref(struct pool_event *ev);
+/* Keeps a copy of @len bytes as @ev's encoding for @key (replacing any).
+ * Returns 0 or -ENOMEM (the event is unchanged).  Charged at once; room is
+ * made for it at the next pool_add(). */
+int pool_event_set_encoding(struct pool *p, struct pool_event *ev, uint64_t key, const void *bytes,
+			    size_t len);
 void pool_event_unref(struct pool *p, struct pool_event *ev);
 /* Charges @bytes held for subscribers outside the pool (the daemon's output
  * buffers) against the byte bound, replacing what was charged before.  Room

@@ -59,13 +59,28 @@ struct uid_acct *server_acct(struct daemon *d, uid_t uid)
 	return a;
 }
 
+/* What an output buffer holding @len bytes costs the heap: libevent keeps
+ * them in chains of up to 4 KiB it allocates as they fill, so the last one
+ * may be mostly empty, and each has a header. */
+#define OUT_CHAIN_SLACK 4096u
+#define OUT_CHAIN_HEADER 64u
+static size_t output_cost(struct evbuffer *out, size_t len)
+{
+	if (len == 0)
+		return 0;
+	int chains = evbuffer_peek(out, -1, NULL, NULL, 0);
+	return len + OUT_CHAIN_SLACK + (chains > 0 ? (size_t)chains : 1) * OUT_CHAIN_HEADER;
+}
+
 void server_charge(struct client *c)
 {
 	struct daemon *d = c->d;
 	size_t len = evbuffer_get_length(c->out);
-	c->acct->queued_bytes = c->acct->queued_bytes - c->charged + len;
-	d->out_bytes = d->out_bytes - c->charged + len;
-	c->charged = len;
+	size_t cost = output_cost(c->out, len);
+	c->acct->queued_bytes = c->acct->queued_bytes - c->charged_len + len;
+	d->out_bytes = d->out_bytes - c->charged + cost;
+	c->charged = cost;
+	c->charged_len = len;
 	if (d->pool)
 		pool_set_external(d->pool, d->out_bytes);
 }
@@ -265,7 +280,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 
 static uint64_t daemon_features(struct daemon *d)
 {
-	uint64_t f = FSNOTE_FEATURE_HISTORY | FSNOTE_FEATURE_FLUSH;
+	uint64_t f = FSNOTE_FEATURE_HISTORY | FSNOTE_FEATURE_FLUSH | FSNOTE_FEATURE_FIELDS;
 	if (d->primary)
 		f |= d->primary->ops->features(d->primary);
 	if (d->fallback)

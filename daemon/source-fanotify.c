@@ -482,7 +482,7 @@ static int dir_fd(struct fan *f, struct fan_fs *fs, const struct fid_info *fid)
  * lead to another object by now); nothing when it is gone. */
 static void stat_dir(struct fan *f, struct fan_fs *fs, const struct fid_info *fid, struct pool_stat *ret)
 {
-	int dfd = dir_fd(f, fs, fid);
+	int dfd = f->base.want_stat ? dir_fd(f, fs, fid) : -1;
 
 	if (dfd < 0)
 		*ret = (struct pool_stat){ .valid = false };
@@ -493,10 +493,12 @@ static void stat_dir(struct fan *f, struct fan_fs *fs, const struct fid_info *fi
 /* The object @fid names, as the kernel named it: its attributes now, or
  * none when it is gone.  Never what a name leads to now, which can be
  * another object. */
-static void stat_object(struct fan_fs *fs, const struct fid_info *fid, struct pool_stat *ret)
+static void stat_object(const struct fan *f, struct fan_fs *fs, const struct fid_info *fid,
+			struct pool_stat *ret)
 {
 	*ret = (struct pool_stat){ .valid = false };
-	if (!fid->present || fs->mntfd < 0)
+	/* three system calls an event: only when a subscriber asked */
+	if (!f->base.want_stat || !fid->present || fs->mntfd < 0)
 		return;
 	int fd = open_by_handle_at(fs->mntfd, (struct file_handle *)(void *)fid->handle,
 				   O_PATH | O_CLOEXEC);
@@ -677,7 +679,7 @@ static void handle_rename(struct fan *f, struct fan_fs *fs, const struct parsed 
 	ev->dest = to;
 	ev->dir = dirid_of(&pi->old, false);
 	ev->dest_dir = dirid_of(&pi->new_, false);
-	stat_object(fs, &pi->fid, &ev->dest_st);
+	stat_object(f, fs, &pi->fid, &ev->dest_st);
 	ev->st = ev->dest_st; /* the same object, now at @to */
 	if (base_flags & FSNOTE_FLAG_IS_DIR) {
 		/* everything cached under the old name is stale from here on */
@@ -805,7 +807,7 @@ static void process_event(struct fan *f, const struct fanotify_event_metadata *m
 			f->moved_ev.flags &= ~(uint32_t)FSNOTE_FLAG_RENAMED;
 			f->moved_ev.dest = path;
 			f->moved_ev.dest_dir = dirid_of(d, false);
-			stat_object(fs, &pi.fid, &f->moved_ev.dest_st);
+			stat_object(f, fs, &pi.fid, &f->moved_ev.dest_st);
 			f->moved_ev.st = f->moved_ev.dest_st;
 			f->renames_paired++;
 			emit(f, &f->moved_ev);
@@ -816,7 +818,7 @@ static void process_event(struct fan *f, const struct fanotify_event_metadata *m
 			ev.flags = flags | FSNOTE_FLAG_RENAMED;
 			ev.path = path;
 			ev.dir = dirid_of(d, false);
-			stat_object(fs, &pi.fid, &ev.st);
+			stat_object(f, fs, &pi.fid, &ev.st);
 			emit(f, &ev);
 		}
 		if (flags & FSNOTE_FLAG_IS_DIR && pi.fid.present)
@@ -830,7 +832,7 @@ static void process_event(struct fan *f, const struct fanotify_event_metadata *m
 	if (self)
 		stat_dir(f, fs, d, &st);
 	else
-		stat_object(fs, &pi.fid, &st);
+		stat_object(f, fs, &pi.fid, &st);
 	ev.path = path;
 	ev.dest = NULL;
 	ev.st = st;
@@ -1494,6 +1496,7 @@ int source_fanotify_new(struct event_base *base, const struct source_sink *sink,
 	if (!f)
 		return -ENOMEM;
 	f->base.ops = &fan_ops;
+	f->base.want_stat = true;
 	f->evb = base;
 	for (size_t i = 0; i < DIRFD_SLOTS; i++)
 		f->dirfds[i].fd = -1;
@@ -1534,6 +1537,9 @@ int source_fanotify_new(struct event_base *base, const struct source_sink *sink,
 	f->buf = malloc(READ_BUF_SIZE);
 	if (!f->buf)
 		goto fail;
+	/* resident from the start: the daemon's fixed memory shows before any
+	 * burst (see pool.c's touch_pages()) */
+	memset(f->buf, 0xff, READ_BUF_SIZE);
 	f->ev = event_new(base, f->fd, EV_READ | EV_PERSIST, on_readable, f);
 	if (!f->ev || event_add(f->ev, NULL) < 0)
 		goto fail;

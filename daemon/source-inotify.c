@@ -649,7 +649,7 @@ static void emit(struct isrc *s, uint32_t type, uint32_t flags, const struct nod
 	 * attributes are given only for a watched directory itself, which
 	 * its watch identifies; entries get none rather than another's */
 	struct stat st;
-	bool have = do_stat && self && !dest && stat_dir_at(dir, path, plen, &st);
+	bool have = do_stat && s->pub.want_stat && self && !dest && stat_dir_at(dir, path, plen, &st);
 	emit_st(s, type, flags, dir, self, path, plen, ddir, dest, dlen, now, have ? &st : NULL);
 }
 
@@ -1960,6 +1960,7 @@ int source_inotify_new(struct event_base *base, const struct source_sink *sink, 
 	if (!s)
 		return -ENOMEM;
 	s->pub.ops = &isrc_ops;
+	s->pub.want_stat = true;
 	s->sink = *sink;
 	s->base = base;
 	s->mask = inotify_mask_of(FSNOTE_EV_DEFAULT_MASK);

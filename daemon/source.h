@@ -160,6 +160,10 @@ struct source {
 	/* Set by the core around ops->watch() when the request can wait for a
 	 * watch to be completed in later turns (SOURCE_WATCH_PENDING). */
 	bool may_defer;
+	/* Set by the core: some subscriber wants attributes (FIELDS).  When
+	 * false a source leaves source_event.st and dest_st invalid instead of
+	 * looking them up. */
+	bool want_stat;
 };
 
 /* Each returns 0 or -errno (-EPERM without the needed capability, -ENOSYS

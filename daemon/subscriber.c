@@ -19,6 +19,7 @@
  * the pool's drop policy handles subscribers that stop reading.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <mntent.h>
@@ -71,6 +72,14 @@ static int anchor_link(struct daemon *d, struct anchor *a)
 	struct anchor **head = dev_head(d, a->dev, true);
 	if (!head)
 		return -ENOMEM;
+	a->map_id = 0;
+	for (const struct anchor *o = *head; o && !a->map_id; o = o->dev_next)
+		if (o->root_src_len == a->root_src_len && o->root_abs_len == a->root_abs_len &&
+		    memcmp(o->root_src, a->root_src, a->root_src_len) == 0 &&
+		    memcmp(o->root_abs, a->root_abs, a->root_abs_len) == 0)
+			a->map_id = o->map_id;
+	if (!a->map_id && (a->map_id = ++d->next_map_id) == 0)
+		a->map_id = ++d->next_map_id;
 	a->dev_next = *head;
 	*head = a;
 	return 0;
@@ -146,6 +155,19 @@ static void interest_change(struct daemon *d, uint64_t mask, int delta)
  * no exclude the new subscription lacks.  Otherwise the subscriber is told
  * to rescan.  A kernel overflow or a pool failure breaks coverage for its
  * filesystem.  Lingering watches carry coverage across a reconnect. */
+
+/* What the sources compute follows what subscriptions ask for (FIELDS). */
+static void fields_change(struct daemon *d, const struct sub *s, int delta)
+{
+	if (s->fields & FSNOTE_FIELD_STAT)
+		d->n_want_stat += (size_t)(ssize_t)delta;
+	if (!s->privileged && (s->fields & FSNOTE_FIELD_PID))
+		d->n_want_pid += (size_t)(ssize_t)delta;
+	if (d->primary)
+		d->primary->want_stat = d->n_want_stat > 0;
+	if (d->fallback)
+		d->fallback->want_stat = d->n_want_stat > 0;
+}
 
 static bool whole_filesystem(const struct source *src)
 {
@@ -779,7 +801,9 @@ static uint64_t take_event(struct daemon *d, const struct source_event *sev)
 		.dir = sev->dir,
 		.dest_dir = sev->dest_dir,
 	};
-	if (d->n_unprivileged && sev->pid)
+	/* whose the acting process is decides whether an unprivileged
+	 * subscriber sees its pid: asked only when one wants pids */
+	if (d->n_want_pid && sev->pid)
 		init.actor_uid = access_pid_uid(d->access, sev->pid, now);
 
 	int r = pool_add(d->pool, &init, now, &ev);
@@ -1084,6 +1108,7 @@ void sub_mount_event(void *ctx, bool attached, const char *point, uint64_t dev, 
 
 /* --- delivery --------------------------------------------------------- */
 
+/* @st NULL: the subscriber did not ask for attributes. */
 static void fill_stat(struct codec_stat *cs, uint64_t dev, const struct pool_stat *st)
 {
 	*cs = (struct codec_stat){ 0 };
@@ -1091,7 +1116,7 @@ static void fill_stat(struct codec_stat *cs, uint64_t dev, const struct pool_sta
 		cs->have_dev = true;
 		cs->dev = dev;
 	}
-	if (st->valid) {
+	if (st && st->valid) {
 		cs->have_ino = cs->have_mode = cs->have_uid = cs->have_gid = true;
 		cs->ino = st->ino;
 		cs->mode = st->mode;
@@ -1100,24 +1125,64 @@ static void fill_stat(struct codec_stat *cs, uint64_t dev, const struct pool_sta
 	}
 }
 
-/* Appends @ce to @c's output.  Returns 0, or -errno when it could not be
- * queued (the caller must then keep the loss from being silent). */
-static int emit(struct client *c, const struct codec_event *ce)
+/* Appends @ce to @c's output; with @ev and a @key, the encoded record is
+ * also kept on @ev for the next subscriber with the same view.  Encoding
+ * goes through a scratch buffer and evbuffer_add(), which sizes its chains
+ * to what they hold: reserving a whole maximal frame in the output would
+ * cost every stalled client a large chain for one small record.  Returns
+ * 0, or -errno when it could not be queued (the caller must then keep the
+ * loss from being silent). */
+static int emit_keep(struct client *c, const struct codec_event *ce, struct pool_event *ev,
+		     uint64_t key)
 {
-	struct evbuffer_iovec iov;
+	static uint8_t buf[EVENT_FRAME_MAX];
 
-	if (evbuffer_reserve_space(c->out, EVENT_FRAME_MAX, &iov, 1) < 1)
-		return -ENOMEM;
-	int n = codec_encode_event(iov.iov_base, iov.iov_len, ce);
+	int n = codec_encode_event(buf, sizeof(buf), ce);
 	if (n < 0) {
 		log_warn("cannot encode event %llu: %s", (unsigned long long)ce->id, strerror(-n));
 		return n;
 	}
-	iov.iov_len = (size_t)n;
-	if (evbuffer_commit_space(c->out, &iov, 1) < 0)
+	if (evbuffer_add(c->out, buf, (size_t)n) < 0)
 		return -ENOMEM;
+	if (ev && key)
+		(void)pool_event_set_encoding(c->d->pool, ev, key, buf, (size_t)n);
 	c->d->events_delivered++;
 	return 0;
+}
+
+static int emit(struct client *c, const struct codec_event *ce)
+{
+	return emit_keep(c, ce, NULL, 0);
+}
+
+/* Queues @ev's record as encoded for another subscriber with the same view,
+ * with this one's SUB_ID. */
+static int emit_copy(struct sub *s, const struct pool_event *ev)
+{
+	static uint8_t buf[EVENT_FRAME_MAX];
+
+	if (ev->enc_len > sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, ev->enc, ev->enc_len);
+	codec_patch_event_sub_id(buf, s->id);
+	if (evbuffer_add(s->client->out, buf, ev->enc_len) < 0)
+		return -ENOMEM;
+	s->client->d->events_delivered++;
+	return 0;
+}
+
+/* What, besides SUB_ID, makes @s's record of ring entry @e differ from
+ * another subscription's: how paths map, the view, whether the pid shows,
+ * the fields asked for and the subscription's own flags.  0: do not share
+ * (an ending subscription marks its root's last record). */
+static uint64_t view_key(const struct sub *s, const struct anchor *a, const struct ring_entry *e,
+			 bool pid_shown)
+{
+	if (s->ending || (s->event_flags & ~0xffffu))
+		return 0;
+	return (uint64_t)a->map_id | (uint64_t)(e->view & 7) << 32 | (uint64_t)pid_shown << 35 |
+	       (uint64_t)(s->fields & 3) << 36 | (uint64_t)(s->event_flags & 0xffff) << 40 |
+	       UINT64_C(1) << 63;
 }
 
 /* Queues ring entry @e to @s's client.  When it cannot, the event is
@@ -1156,7 +1221,15 @@ static int emit_event(struct sub *s, const struct ring_entry *e)
 			goto lost;
 		return 0;
 	}
-	if (s->privileged || (ev->actor_uid != UINT32_MAX && ev->actor_uid == s->client->uid))
+	bool pid_shown = (s->fields & FSNOTE_FIELD_PID) &&
+			 (s->privileged || (ev->actor_uid != UINT32_MAX && ev->actor_uid == s->client->uid));
+	uint64_t key = view_key(s, a, e, pid_shown);
+	if (key && ev->enc && ev->enc_key == key) {
+		if (emit_copy(s, ev) < 0)
+			goto lost;
+		return 0;
+	}
+	if (pid_shown)
 		ce.pid = ev->pid;
 	if (e->view & RING_VIEW_HISTORY)
 		ce.flags |= FSNOTE_FLAG_HISTORY;
@@ -1169,7 +1242,8 @@ static int emit_event(struct sub *s, const struct ring_entry *e)
 	ce.path_len = (size_t)n;
 	if ((size_t)n == a->root_abs_len && memcmp(path, a->root_abs, (size_t)n) == 0)
 		ce.flags |= FSNOTE_FLAG_ROOT;
-	fill_stat(&ce.st, ev->dev, view == RING_VIEW_DEST ? &ev->dest_st : &ev->st);
+	bool want_stat = s->fields & FSNOTE_FIELD_STAT;
+	fill_stat(&ce.st, ev->dev, want_stat ? (view == RING_VIEW_DEST ? &ev->dest_st : &ev->st) : NULL);
 	if (view == RING_VIEW_SOURCE) {
 		ce.type = FSNOTE_EV_DELETE;
 		ce.flags |= FSNOTE_FLAG_RENAMED;
@@ -1184,12 +1258,12 @@ static int emit_event(struct sub *s, const struct ring_entry *e)
 		}
 		ce.dest = dest;
 		ce.dest_len = (size_t)n;
-		fill_stat(&ce.dest_st, ev->dev, &ev->dest_st);
+		fill_stat(&ce.dest_st, ev->dev, want_stat ? &ev->dest_st : NULL);
 	}
 	/* the root deleted or moved away is the subscription's last record */
 	if (s->ending && s->n_anchors == 1 && (ce.flags & FSNOTE_FLAG_ROOT) && ce.type == FSNOTE_EV_DELETE)
 		ce.flags |= FSNOTE_FLAG_SUB_ENDED;
-	if (emit(s->client, &ce) < 0)
+	if (emit_keep(s->client, &ce, (struct pool_event *)ev, key) < 0)
 		goto lost;
 	return 0;
 lost:
@@ -1367,6 +1441,7 @@ void sub_destroy(struct sub *s)
 	d->n_subs--;
 	if (!s->privileged)
 		d->n_unprivileged--;
+	fields_change(d, s, -1);
 	/* a lingering watch keeps the subscription's interest; the access
 	 * guard may still go with the last unprivileged subscription */
 	interest_change(d, lingering ? 0 : s->mask, -1);
@@ -1478,6 +1553,7 @@ static int watch_dir(struct daemon *d, struct anchor *a, int dirfd, const char *
 		if (e < 0)
 			return r;
 		d->fallback->ops->set_interest(d->fallback, source_interest(d));
+		d->fallback->want_stat = d->n_want_stat > 0;
 		log_info("inotify fallback started");
 	}
 	const char *why = *reason;
@@ -1578,6 +1654,14 @@ static int parse_options(struct daemon *d, struct sub *s, const struct codec_rec
 	s->batch = cfg->batch;
 	if (codec_get_u32(req, FSNOTE_ARG_BATCH, &v) == 0)
 		s->batch = v == 0 ? 1 : v > s->depth ? s->depth : v;
+	s->fields = FSNOTE_FIELDS_ALL;
+	if (codec_get_u32(req, FSNOTE_ARG_FIELDS, &v) == 0) {
+		if (v & ~(uint32_t)FSNOTE_FIELDS_ALL) {
+			snprintf(err, errlen, "unknown FIELDS bits 0x%x", v & ~(uint32_t)FSNOTE_FIELDS_ALL);
+			return -EINVAL;
+		}
+		s->fields = v;
+	}
 	*has_since = codec_get_u64(req, FSNOTE_ARG_SINCE_ID, since) == 0;
 	if (codec_get_u64(req, FSNOTE_ARG_UNTIL_ID, &s->until_id) == 0 && (!*has_since || !s->until_id)) {
 		snprintf(err, errlen, "an until ID needs a since ID, and must not be 0");
@@ -1835,6 +1919,7 @@ static int sub_finish(struct daemon *d, struct sub *s, uint64_t since, bool has_
 	d->n_subs++;
 	if (!s->privileged)
 		d->n_unprivileged++;
+	fields_change(d, s, +1);
 	interest_change(d, s->mask, +1);
 	pool_subscriptions_changed(d->pool);
 
@@ -2145,6 +2230,11 @@ void sub_status(struct daemon *d, const struct client *asker, json_t *root)
 		json_object_set_new(pj, "output_bytes", json_integer((json_int_t)ps.ext_bytes));
 		json_object_set_new(pj, "held_bytes", json_integer((json_int_t)(ps.bytes + ps.ring_bytes +
 										   ps.ext_bytes)));
+		/* the heap as the allocator sees it: what the bound covers, plus
+		 * per-connection state, plus what is free but not returned */
+		struct mallinfo2 mi = mallinfo2();
+		json_object_set_new(pj, "heap_in_use", json_integer((json_int_t)(mi.uordblks + mi.hblkhd)));
+		json_object_set_new(pj, "heap_free", json_integer((json_int_t)mi.fordblks));
 	}
 	for (const struct client *c = d->clients; c; c = c->next) {
 		/* other users' subscriptions (their paths) are theirs alone */

@@ -115,6 +115,15 @@ struct codec_event {
 /* Encodes @ev as a FSNOTE_REC_EVENT frame into @buf.  Returns the frame
  * length or a negative errno as codec_writer_finish(). */
 int codec_encode_event(void *buf, size_t cap, const struct codec_event *ev);
+/* Sets the SUB_ID of an event frame made by codec_encode_event(), which
+ * always puts it first: one encoding then serves every subscription that
+ * sees the same record. */
+#define CODEC_EVENT_SUB_ID_OFFSET (FSNOTE_FRAME_HEADER_SIZE + FSNOTE_ARG_HEADER_SIZE)
+static inline void codec_patch_event_sub_id(uint8_t *frame, uint32_t sub_id)
+{
+	for (int i = 0; i < 4; i++)
+		frame[CODEC_EVENT_SUB_ID_OFFSET + i] = (uint8_t)(sub_id >> (8 * i));
+}
 /* Fills @ret from a decoded FSNOTE_REC_EVENT record.  Returns 0 or -EBADMSG
  * (wrong record type, or an inconsistent event: a rename without its
  * destination, a dropped record without its rescan path, a relative path). */
