@@ -168,9 +168,16 @@ int main(int argc, char **argv)
 		sigsuspend(&old);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (idle) {
+		/* SIGTERM is blocked but while waiting: one that comes between
+		 * the test of stop and the wait cannot be missed */
+		sigset_t term, prev;
+		sigemptyset(&term);
+		sigaddset(&term, SIGTERM);
+		sigprocmask(SIG_BLOCK, &term, &prev);
 		signal(SIGTERM, on_term);
+		sigdelset(&prev, SIGTERM);
 		while (!stop)
-			pause();
+			sigsuspend(&prev);
 		return 0;
 	}
 

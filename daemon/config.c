@@ -567,6 +567,13 @@ static int apply(struct loader *l, json_t *root, struct config *c)
 			return r;
 	}
 
+	/* a file that lowers ring_max_depth below the default depth, without
+	 * naming a default, means that maximum as the default too */
+	for (size_t j = 0; j < N_KEYS; j++)
+		if (strcmp(keys[j].name, "ring_default_depth") == 0 && seen[j].line == 0 &&
+		    c->ring_default_depth > c->ring_max_depth)
+			c->ring_default_depth = c->ring_max_depth;
+
 	/* pairs: point at whichever of the two the file set, the later one
 	 * if it set both (that is where the reader's eye is) */
 	struct {

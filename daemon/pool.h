@@ -256,6 +256,10 @@ bool ring_has_drop(const struct ring *r);
  * Merges with a drop already pending.  @scope NULL means the ring's root. */
 void ring_mark_dropped(struct ring *r, uint32_t reason_flags, uint64_t count,
 		       uint64_t id_first, uint64_t id_last, const char *scope);
+/* Counts @ev, in the view @view, in the pending drop instead of queueing it,
+ * with every entry still queued (the owner's subscriber already lost events
+ * and is not reading: it will rescan anyway). */
+void ring_drop_event(struct ring *r, const struct pool_event *ev, uint8_t view);
 /* How many more entries the ring can take before it holds half its limit or
  * @cap entries, whichever is less (the point past which its owner should
  * stop taking events in for it). */

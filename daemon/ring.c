@@ -371,6 +371,17 @@ void ring_pop(struct ring *r)
 	}
 }
 
+void ring_drop_event(struct ring *r, const struct pool_event *ev, uint8_t view)
+{
+	/* what is still queued goes too: a dropped record's range must hold no
+	 * event the subscriber receives, and it comes before them */
+	(void)ring_truncate(r, 0);
+	drop_begin(r, 0);
+	drop_add_count(r, 1);
+	drop_add_ids(r, ev->id, ev->id);
+	drop_add_event(r, ev, view);
+}
+
 uint32_t ring_headroom(const struct ring *r, uint32_t cap)
 {
 	uint32_t half = r->limit / 2 < cap ? r->limit / 2 : cap;

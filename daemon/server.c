@@ -1024,15 +1024,28 @@ static int bind_own(struct daemon *d, const char *path)
 			return -errno;
 		}
 	}
+	/* The socket is bound and listening under a temporary name first and
+	 * then renamed into place, so that a client that sees the path can
+	 * connect: between bind() and listen() a connect() is refused.  A path
+	 * too long for the temporary name is bound in place. */
+	struct sockaddr_un tmp = { .sun_family = AF_UNIX };
+	int n = snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s.%d.tmp", path, (int)getpid());
+	bool staged = n > 0 && (size_t)n < sizeof(tmp.sun_path);
+	const char *at = staged ? tmp.sun_path : path;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	if (staged)
+		(void)unlink(at); /* a leftover of a daemon with our pid that crashed */
 	mode_t old = umask(0);
-	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	r = bind(fd, staged ? (struct sockaddr *)&tmp : (struct sockaddr *)&sun,
+		 staged ? sizeof(tmp) : sizeof(sun));
 	umask(old);
-	if (r < 0 || chmod(path, 0666) < 0 || listen(fd, 256) < 0) {
+	if (r < 0 || chmod(at, 0666) < 0 || listen(fd, 256) < 0 || (staged && rename(at, path) < 0)) {
 		r = -errno;
 		log_err("cannot listen on %s: %s", path, strerror(-r));
+		if (staged)
+			(void)unlink(at);
 		close(fd);
 		return r;
 	}

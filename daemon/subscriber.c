@@ -626,7 +626,7 @@ static void sub_push(struct sub *s, struct pool_event *ev, uint8_t view)
 	 * ones too, in the same dropped record, rather than have them held for
 	 * it: its ring, and the pool, stay free for those that read. */
 	if (ring_has_drop(s->ring) && sub_client_stalled(c, now)) {
-		ring_mark_dropped(s->ring, 0, 1, ev->id, ev->id, NULL);
+		ring_drop_event(s->ring, ev, view);
 		return;
 	}
 	if (!c->busy_since_ns)

@@ -83,7 +83,7 @@ check_stalled_thousand() {
     "$WORKLOAD" burst --iterations "$NSTALL" --rate 0 "$w" > /dev/null
     wait $s || e2e_fail "the reader failed: $(cat "$E2E_TMP/s.err")"
     local hwm; hwm=$(hwm_kb "$E2E_DPID")
-    kill -CONT "$idle"
+    kill -KILL "$idle"
     e2e_stop_bg
     local out=$E2E_TMP/s.out
     jq -e '.complete' "$out" > /dev/null || e2e_fail "the reader never saw the end: $(cat "$out")"

@@ -358,8 +358,20 @@ START_TEST(test_cross_checks)
 	expect_error("{\"ring_default_depth\": 200,\n \"ring_max_depth\": 100}", "2:20: ");
 	/* only one of the two set: that one */
 	expect_error("{\"ring_default_depth\": 200000}", "1:24: \"ring_default_depth\" (200000)");
-	expect_error("{\"ring_max_depth\": 100}", "1:20: ");
 	expect_error("{\"pool_max_events\": 2000}", "1:21: \"history_events\" (65536) must not exceed");
+}
+END_TEST
+
+/* A maximum below the default depth, with no default named, lowers the
+ * default with it. */
+START_TEST(test_max_depth_lowers_default)
+{
+	struct config c;
+	write_file("{\"ring_max_depth\": 100}");
+	ck_assert_int_eq(config_load(path, false, &c, err, sizeof(err)), 0);
+	ck_assert_uint_eq(c.ring_max_depth, 100);
+	ck_assert_uint_eq(c.ring_default_depth, 100);
+	config_clear(&c);
 }
 END_TEST
 
@@ -454,6 +466,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_bad_values);
 	tcase_add_test(tc, test_bad_names);
 	tcase_add_test(tc, test_cross_checks);
+	tcase_add_test(tc, test_max_depth_lowers_default);
 	tcase_add_test(tc, test_oversized);
 	tcase_add_test(tc, test_not_a_file);
 	tcase_add_test(tc, test_ret_untouched);

@@ -551,6 +551,42 @@ static uint64_t on_stale(struct ring *r, void *owner)
 	return 0;
 }
 
+/* A stalled subscriber's later events go into its pending drop with what
+ * its ring still holds: one contiguous range, no received event inside. */
+START_TEST(test_drop_event_takes_queue)
+{
+	struct pool *p = mkpool(1000, 64u << 20, 0, 0);
+	struct ring *a = mkring(p, 8, 1, 0, "/");
+	uint64_t first = 0, last = 0;
+
+	/* 6 fit (3/4 of 8); the 7th truncates them into a drop */
+	for (int i = 0; i < 7; i++) {
+		uint64_t id = fan(p, FSNOTE_EV_CREATE, "/x/deep/f", NULL, &a, 1, 0);
+		if (!first)
+			first = id;
+	}
+	ck_assert(ring_has_drop(a));
+	ck_assert_uint_eq(rstats(a).queued, 1);
+	struct pool_event *ev = NULL;
+	ck_assert_int_eq(add_full(p, FSNOTE_EV_CREATE, "/x/deep/g", NULL, 1, 0, t_now, t_now, &ev),
+			 POOL_ADDED);
+	last = ev->id;
+	ring_drop_event(a, ev, 0);
+	pool_event_unref(p, ev);
+	ck_assert_uint_eq(rstats(a).queued, 0);
+	ck_assert_uint_eq(stats(p).events, 0);
+	struct ring_drop d;
+	ck_assert(ring_take_drop(a, &d));
+	ck_assert_uint_eq(d.count, 8);
+	ck_assert_uint_eq(d.id_first, first);
+	ck_assert_uint_eq(d.id_last, last);
+	ck_assert_str_eq(d.scope, "/x/deep");
+	free(d.scope);
+	ring_free(a);
+	pool_free(p);
+}
+END_TEST
+
 /* One event to the three rings; ring 0 then reads all but its last three. */
 static void fan_keep3(struct pool *p)
 {
@@ -1331,6 +1367,7 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_ring_slots_reclaimed);
 	tcase_add_test(tc, test_external_bytes);
 	tcase_add_test(tc, test_reclaim_stalest_first);
+	tcase_add_test(tc, test_drop_event_takes_queue);
 	tcase_add_test(tc, test_history_shortened_first);
 	tcase_add_test(tc, test_set_limits_shrinks_now);
 	tcase_add_test(tc, test_ring_three_quarters);
