@@ -363,6 +363,8 @@ START_TEST(test_config_errors)
 	expect_error("{ \"paths\": [\"/\"], \"stream\": { \"name\": \"a.b\" } }", ":1:31: 'stream.name' must not contain");
 	expect_error("{ \"paths\": [\"/\"], \"stream\": { \"retention\": \"forever\" } }", ":1:31: 'stream.retention' must be");
 	expect_error("{ \"paths\": [\"/\"], \"nats\": { \"password\": \"p\" } }", ":1:29: 'nats.password' needs 'nats.user'");
+	/* columns count characters, not bytes */
+	expect_error("{ \"paths\": [\"/\xc3\xa9\"], \"bogus\": 1 }", ":1:20: unknown key 'bogus'");
 	expect_error("{ \"window\": 2 }", ": 'paths' is required");
 	expect_error("{ \"paths\": [\"/\"], \"paths\": [\"/\"] }", ":1:");       /* duplicate: jansson's position */
 	expect_error("{ \"paths\": [\"/\"]\n  \"window\": 2 }", ":2:");       /* syntax */
