@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "fsnotectl-format.h"
+#include "jsonname.h"
 
 /* --- the buffer ------------------------------------------------------------------ */
 
@@ -250,57 +251,6 @@ size_t fmt_real16(char *buf, double v)
 
 /* --- UTF-8 and escapes ------------------------------------------------------------ */
 
-/* Length (2..4) of the well-formed UTF-8 sequence at @p, or 0; the code
- * point in *@ret_cp. */
-static size_t utf8_seq(const unsigned char *p, size_t left, uint32_t *ret_cp)
-{
-	uint32_t cp;
-	size_t n;
-
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		n = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		n = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		n = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (left < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	*ret_cp = cp;
-	return n;
-}
-
-bool fmt_utf8_valid(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	uint32_t cp;
-
-	for (size_t i = 0; i < len;) {
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		size_t n = utf8_seq(p + i, len - i, &cp);
-		if (!n)
-			return false;
-		i += n;
-	}
-	return true;
-}
-
 static const char hex_lower[] = "0123456789abcdef";
 static const char hex_upper[] = "0123456789ABCDEF";
 
@@ -375,7 +325,7 @@ void fmt_escape_terminal(struct outbuf *o, const char *s, size_t len)
 			continue;
 		}
 		if (c >= 0x80) {
-			size_t n = utf8_seq(p + i, len - i, &cp);
+			size_t n = jsonname_utf8_seq(p + i, len - i, &cp);
 			if (n && !misleading(cp)) {
 				i += n;
 				continue;
@@ -411,55 +361,33 @@ void fmt_escape_terminal(struct outbuf *o, const char *s, size_t len)
 
 /* --- JSON ------------------------------------------------------------------------- */
 
-static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static void put_json_chars(void *o, const char *s, size_t len)
+{
+	fmt_json_chars(o, s, len);
+}
 
-/* "@key":"..." for a name.  JSON strings are UTF-8: a name that is not
- * well-formed has each byte outside well-formed UTF-8 replaced by U+FFFD,
- * and its exact bytes follow, base64-encoded, in "@key_base64". */
+/* "@key":"..." for a name, by the rule of jsonname.h: as it is when it is
+ * UTF-8, else readable in "@key" and exact in "@key_base64". */
 static void json_name(struct outbuf *o, const char *key, size_t key_len, const char *s, size_t len)
 {
 	add_c(o, '"');
 	add(o, key, key_len);
 	ADD_LIT(o, "\":\"");
-	if (fmt_utf8_valid(s, len)) {
+	if (jsonname_utf8_valid(s, len)) {
 		fmt_json_chars(o, s, len);
 		add_c(o, '"');
 		return;
 	}
-	const unsigned char *p = (const unsigned char *)s;
-	uint32_t cp;
-	size_t run = 0;
-	for (size_t i = 0; i < len;) {
-		size_t n = p[i] < 0x80 ? 1 : utf8_seq(p + i, len - i, &cp);
-		if (n) {
-			i += n;
-			continue;
-		}
-		fmt_json_chars(o, s + run, i - run);
-		ADD_LIT(o, "\xef\xbf\xbd");
-		i++;
-		run = i;
-	}
-	fmt_json_chars(o, s + run, len - run);
+	/* a replacement character needs no escape; the runs between them are
+	 * escaped straight into the buffer */
+	jsonname_lossy(s, len, put_json_chars, o);
 	ADD_LIT(o, "\",\"");
 	add(o, key, key_len);
-	ADD_LIT(o, "_base64\":\"");
-	char *d = reserve(o, (len + 2) / 3 * 4);
+	ADD_LIT(o, JSONNAME_BASE64_SUFFIX "\":\"");
+	char *d = reserve(o, JSONNAME_BASE64_LEN(len));
 	if (!d)
 		return;
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		size_t n = len - i < 3 ? len - i : 3;
-		if (n > 1)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (n > 2)
-			v |= p[i + 2];
-		*d++ = b64_alphabet[(v >> 18) & 63];
-		*d++ = b64_alphabet[(v >> 12) & 63];
-		*d++ = n > 1 ? b64_alphabet[(v >> 6) & 63] : '=';
-		*d++ = n > 2 ? b64_alphabet[v & 63] : '=';
-	}
-	o->len += (len + 2) / 3 * 4;
+	o->len += jsonname_base64(d, s, len);
 	add_c(o, '"');
 }
 

@@ -87,9 +87,6 @@ void fmt_escape_terminal(struct outbuf *o, const char *s, size_t len);
  * UTF-8 (no quotes added): '"', '\' and control characters escaped the way
  * jansson writes them. */
 void fmt_json_chars(struct outbuf *o, const char *s, size_t len);
-/* Whether @len bytes are well-formed UTF-8 (no overlongs, no surrogates,
- * nothing above U+10FFFF). */
-bool fmt_utf8_valid(const char *s, size_t len);
 /* A double as jansson writes it with JSON_REAL_PRECISION(16): "%.16g",
  * with ".0" added when that has neither '.' nor 'e' and the exponent
  * without '+' or leading zeros.  Returns the length written to @buf (at

@@ -8,7 +8,7 @@ client_fsnotectl_SOURCES = client/fsnotectl.c client/fsnote.h \
 # included by fsnotectl.c: the history verb shares its helpers
 EXTRA_DIST += client/fsnotectl-history.c
 client_fsnotectl_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
-client_fsnotectl_LDADD = client/libfsnote.la $(JANSSON_LIBS) -lm
+client_fsnotectl_LDADD = client/libfsnote.la protocol/libfsnote-protocol.la $(JANSSON_LIBS) -lm
 
 dist_man_MANS += man/fsnotectl.1
 
@@ -29,4 +29,5 @@ tests_unit_check_fsnotectl_format_SOURCES = tests/unit/check-fsnotectl-format.c 
 	client/fsnotectl-format.c client/fsnotectl-format.h
 tests_unit_check_fsnotectl_format_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/client
 tests_unit_check_fsnotectl_format_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
-tests_unit_check_fsnotectl_format_LDADD = client/libfsnote.la $(CHECK_LIBS) $(JANSSON_LIBS) -lm
+tests_unit_check_fsnotectl_format_LDADD = client/libfsnote.la protocol/libfsnote-protocol.la $(CHECK_LIBS) $(JANSSON_LIBS) \
+	-lm

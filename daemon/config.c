@@ -10,14 +10,15 @@
  *
  * Every error is one line "FILE:LINE:COLUMN: what is wrong".  Syntax errors
  * carry jansson's position.  jansson keeps no positions for the values it
- * built, so for a key it accepted but we do not, a small scanner walks the
- * (already valid) text and finds where that key and its value start; the
- * keys are also checked in the order the scanner meets them, so the error
- * reported is the first one in the file.  Columns count characters, as
- * jansson's do.  Errors that concern the whole file (cannot open it, too
+ * built, so for a key it accepted but we do not, a small scanner
+ * (protocol/jsonpos.c, shared with fsnote-relay) walks the (already valid)
+ * text and finds where that key and its value start; the keys are also
+ * checked in the order the scanner meets them, so the error reported is
+ * the first one in the file.  Columns count characters, as jansson's do.  Errors that concern the whole file (cannot open it, too
  * large, not a regular file) have no position and read "FILE: ...".
  */
 #include "config.h"
+#include "jsonpos.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -196,29 +197,23 @@ struct loader {
 	size_t errlen;
 };
 
-static int fail(struct loader *l, unsigned line, unsigned col, int r, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+static int fail(struct loader *l, struct jsonpos at, int r, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
-/* Writes "PATH:LINE:COLUMN: message" (or "PATH: message" when @line is 0)
- * to the caller's buffer and returns @r. */
-static int fail(struct loader *l, unsigned line, unsigned col, int r, const char *fmt, ...)
+/* Writes "PATH:LINE:COLUMN: message" (or "PATH: message" when @at.line is
+ * 0) to the caller's buffer and returns @r. */
+static int fail(struct loader *l, struct jsonpos at, int r, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
-	if (!l->err || l->errlen == 0)
-		return r;
-	if (line > 0)
-		n = snprintf(l->err, l->errlen, "%s:%u:%u: ", l->path, line, col);
-	else
-		n = snprintf(l->err, l->errlen, "%s: ", l->path);
-	if (n < 0 || (size_t)n >= l->errlen)
-		return r;
 	va_start(ap, fmt);
-	vsnprintf(l->err + n, l->errlen - (size_t)n, fmt, ap);
+	jsonpos_verror(l->err, l->errlen, l->path, at, fmt, ap);
 	va_end(ap);
 	return r;
 }
+
+/* No position: the message concerns the whole file. */
+#define NOWHERE ((struct jsonpos){ 0, 0 })
 
 /* Copies @s into @buf for a message: printable ASCII as is, anything else
  * as \xNN, cut with "..." so that a hostile key cannot flood the log. */
@@ -243,108 +238,27 @@ static const char *printable(const char *s, char *buf, size_t size)
 
 /* --- where things are in the text -------------------------------------- */
 
-struct pos {
-	unsigned line, col;
-};
-
-/* A cursor over the text that counts lines and characters the way jansson
- * does: a new line after '\n', a column per character, not per byte. */
-struct cursor {
-	const char *p, *end;
-	struct pos at;          /* of the character under p */
-};
-
-static void cursor_init(struct cursor *c, const char *text, size_t len)
-{
-	*c = (struct cursor){ .p = text, .end = text + len, .at = { 1, 1 } };
-}
-
-static void cursor_next(struct cursor *c)
-{
-	if (c->p >= c->end)
-		return;
-	if (*c->p == '\n') {
-		c->at.line++;
-		c->at.col = 1;
-	} else if (c->p + 1 >= c->end || (((unsigned char)c->p[1]) & 0xc0) != 0x80) {
-		/* the next byte starts a character (it is not a UTF-8
-		 * continuation byte): this one's column is done */
-		c->at.col++;
-	}
-	c->p++;
-}
-
-static void cursor_skip_space(struct cursor *c)
-{
-	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
-		cursor_next(c);
-}
-
-/* Moves past a string that starts at the cursor's '"'. */
-static void cursor_skip_string(struct cursor *c)
-{
-	cursor_next(c);
-	while (c->p < c->end && *c->p != '"') {
-		if (*c->p == '\\')
-			cursor_next(c);
-		cursor_next(c);
-	}
-	cursor_next(c);
-}
-
-/* Moves past one JSON value (the text is known to be valid JSON). */
-static void cursor_skip_value(struct cursor *c)
-{
-	unsigned depth = 0;
-
-	do {
-		if (c->p >= c->end)
-			return;
-		switch (*c->p) {
-		case '"':
-			cursor_skip_string(c);
-			continue;
-		case '{':
-		case '[':
-			depth++;
-			break;
-		case '}':
-		case ']':
-			depth--;
-			break;
-		default:
-			if (depth == 0) {
-				/* a scalar: up to the next delimiter */
-				while (c->p < c->end && !strchr(",}] \t\r\n", *c->p))
-					cursor_next(c);
-				return;
-			}
-		}
-		cursor_next(c);
-	} while (depth > 0);
-}
-
 /* One member of the top-level object, as met in the text. */
 struct member {
 	char *name;             /* decoded, owned */
-	struct pos key, value;
+	struct jsonpos key, value;
 };
 
 /* Reads the next top-level member after the cursor (which sits after '{'
  * or after the previous member's value).  Returns 1 with @ret filled, 0 at
  * the object's end, or -ENOMEM. */
-static int next_member(struct cursor *c, struct member *ret)
+static int next_member(struct jsonpos_cursor *c, struct member *ret)
 {
-	cursor_skip_space(c);
+	jsonpos_skip_space(c);
 	if (c->p < c->end && *c->p == ',') {
-		cursor_next(c);
-		cursor_skip_space(c);
+		jsonpos_next(c);
+		jsonpos_skip_space(c);
 	}
 	if (c->p >= c->end || *c->p != '"')
 		return 0;
-	struct pos key = c->at;
+	struct jsonpos key = c->at;
 	const char *start = c->p;
-	cursor_skip_string(c);
+	jsonpos_skip_string(c);
 	size_t raw_len = (size_t)(c->p - start);
 	char *name;
 	if (memchr(start, '\\', raw_len)) {
@@ -357,11 +271,11 @@ static int next_member(struct cursor *c, struct member *ret)
 	}
 	if (!name)
 		return -ENOMEM;
-	cursor_skip_space(c);
-	cursor_next(c); /* ':' */
-	cursor_skip_space(c);
+	jsonpos_skip_space(c);
+	jsonpos_next(c); /* ':' */
+	jsonpos_skip_space(c);
 	*ret = (struct member){ .name = name, .key = key, .value = c->at };
-	cursor_skip_value(c);
+	jsonpos_skip_value(c);
 	return 1;
 }
 
@@ -396,7 +310,7 @@ static int group_lookup(const char *name, gid_t *ret)
 }
 
 static int set_value(struct loader *l, struct config *c, const struct key *k, json_t *v,
-		     struct pos at)
+		     struct jsonpos at)
 {
 	char *field = (char *)c + k->offset;
 	char shown[96];
@@ -406,7 +320,7 @@ static int set_value(struct loader *l, struct config *c, const struct key *k, js
 	case KEY_SIZE: {
 		json_int_t n = json_is_integer(v) ? json_integer_value(v) : -1;
 		if (!json_is_integer(v) || n < 0 || (uint64_t)n < k->min || (uint64_t)n > k->max)
-			return fail(l, at.line, at.col, -EINVAL,
+			return fail(l, at, -EINVAL,
 				    "\"%s\" must be an integer from %llu to %llu", k->name,
 				    (unsigned long long)k->min, (unsigned long long)k->max);
 		if (k->kind == KEY_U32)
@@ -423,12 +337,12 @@ static int set_value(struct loader *l, struct config *c, const struct key *k, js
 				return 0;
 			}
 		}
-		return fail(l, at.line, at.col, -EINVAL,
+		return fail(l, at, -EINVAL,
 			    "\"backend\" must be \"auto\", \"fanotify\" or \"inotify\"");
 	case KEY_LOG_LEVEL: {
 		int lvl = json_is_string(v) ? config_parse_log_level(json_string_value(v)) : -EINVAL;
 		if (lvl < 0)
-			return fail(l, at.line, at.col, -EINVAL,
+			return fail(l, at, -EINVAL,
 				    "\"log_level\" must be \"error\", \"warning\", \"notice\", "
 				    "\"info\" or \"debug\"");
 		c->log_level = lvl;
@@ -438,12 +352,12 @@ static int set_value(struct loader *l, struct config *c, const struct key *k, js
 		struct sockaddr_un sun;
 		const char *s = json_is_string(v) ? json_string_value(v) : NULL;
 		if (!s || s[0] != '/' || strlen(s) >= sizeof(sun.sun_path))
-			return fail(l, at.line, at.col, -EINVAL,
+			return fail(l, at, -EINVAL,
 				    "\"socket\" must be an absolute path shorter than %zu bytes",
 				    sizeof(sun.sun_path));
 		char *copy = strdup(s);
 		if (!copy)
-			return fail(l, 0, 0, -ENOMEM, "out of memory");
+			return fail(l, NOWHERE, -ENOMEM, "out of memory");
 		free(c->socket_path);
 		c->socket_path = copy;
 		return 0;
@@ -457,19 +371,19 @@ static int set_value(struct loader *l, struct config *c, const struct key *k, js
 		}
 		const char *s = json_is_string(v) ? json_string_value(v) : NULL;
 		if (!s || !*s)
-			return fail(l, at.line, at.col, -EINVAL,
+			return fail(l, at, -EINVAL,
 				    "\"privileged_group\" must be a group name or null");
 		gid_t gid = (gid_t)-1;
 		int r = group_lookup(s, &gid);
 		if (r == -ENOENT)
-			return fail(l, at.line, at.col, -EINVAL, "unknown group \"%s\"",
+			return fail(l, at, -EINVAL, "unknown group \"%s\"",
 				    printable(s, shown, sizeof(shown)));
 		if (r < 0)
-			return fail(l, at.line, at.col, r, "cannot look up group \"%s\": %s",
+			return fail(l, at, r, "cannot look up group \"%s\": %s",
 				    printable(s, shown, sizeof(shown)), strerror(-r));
 		char *copy = strdup(s);
 		if (!copy)
-			return fail(l, 0, 0, -ENOMEM, "out of memory");
+			return fail(l, NOWHERE, -ENOMEM, "out of memory");
 		free(c->privileged_group);
 		c->privileged_group = copy;
 		c->privileged_gid = gid;
@@ -477,18 +391,18 @@ static int set_value(struct loader *l, struct config *c, const struct key *k, js
 	}
 	case KEY_BOOL:
 		if (!json_is_boolean(v))
-			return fail(l, at.line, at.col, -EINVAL, "\"%s\" must be true or false", k->name);
+			return fail(l, at, -EINVAL, "\"%s\" must be true or false", k->name);
 		*(bool *)(void *)field = json_is_true(v);
 		return 0;
 	case KEY_DIR: {
 		const char *s = json_is_string(v) ? json_string_value(v) : NULL;
 		if (!s || s[0] != '/' || strlen(s) >= PATH_MAX)
-			return fail(l, at.line, at.col, -EINVAL,
+			return fail(l, at, -EINVAL,
 				    "\"%s\" must be an absolute path shorter than %d bytes", k->name,
 				    PATH_MAX);
 		char *copy = strdup(s);
 		if (!copy)
-			return fail(l, 0, 0, -ENOMEM, "out of memory");
+			return fail(l, NOWHERE, -ENOMEM, "out of memory");
 		free(*(char **)(void *)field);
 		*(char **)(void *)field = copy;
 		return 0;
@@ -496,12 +410,12 @@ static int set_value(struct loader *l, struct config *c, const struct key *k, js
 	case KEY_PATHS: {
 		size_t n = json_is_array(v) ? json_array_size(v) : 0;
 		if (!json_is_array(v) || n > CONFIG_PATHS_MAX)
-			return fail(l, at.line, at.col, -EINVAL,
+			return fail(l, at, -EINVAL,
 				    "\"%s\" must be an array of at most %d absolute paths", k->name,
 				    CONFIG_PATHS_MAX);
 		char **list = calloc(n + 1, sizeof(*list));
 		if (!list)
-			return fail(l, 0, 0, -ENOMEM, "out of memory");
+			return fail(l, NOWHERE, -ENOMEM, "out of memory");
 		for (size_t i = 0; i < n; i++) {
 			json_t *e = json_array_get(v, i);
 			const char *s = json_is_string(e) ? json_string_value(e) : NULL;
@@ -510,8 +424,8 @@ static int set_value(struct loader *l, struct config *c, const struct key *k, js
 					free(list[k2]);
 				free(list);
 				if (s && s[0] == '/' && strlen(s) < PATH_MAX)
-					return fail(l, 0, 0, -ENOMEM, "out of memory");
-				return fail(l, at.line, at.col, -EINVAL,
+					return fail(l, NOWHERE, -ENOMEM, "out of memory");
+				return fail(l, at, -EINVAL,
 					    "\"%s\" element %zu must be an absolute path shorter than %d bytes",
 					    k->name, i, PATH_MAX);
 			}
@@ -531,21 +445,21 @@ static int set_value(struct loader *l, struct config *c, const struct key *k, js
  * that tie two keys together. */
 static int apply(struct loader *l, json_t *root, struct config *c)
 {
-	struct cursor cur;
-	struct pos seen[N_KEYS] = { { 0, 0 } };
+	struct jsonpos_cursor cur;
+	struct jsonpos seen[N_KEYS] = { { 0, 0 } };
 	char shown[96];
 	int r = 0;
 
-	cursor_init(&cur, l->text, l->len);
-	cursor_skip_space(&cur);
-	cursor_next(&cur); /* '{' */
+	jsonpos_init(&cur, l->text, l->len);
+	jsonpos_skip_space(&cur);
+	jsonpos_next(&cur); /* '{' */
 	for (;;) {
 		struct member m;
 		r = next_member(&cur, &m);
 		if (r == 0)
 			break;
 		if (r < 0)
-			return fail(l, 0, 0, r, "out of memory");
+			return fail(l, NOWHERE, r, "out of memory");
 		const struct key *k = NULL;
 		for (size_t i = 0; i < N_KEYS; i++) {
 			if (strcmp(keys[i].name, m.name) == 0) {
@@ -556,10 +470,10 @@ static int apply(struct loader *l, json_t *root, struct config *c)
 		}
 		json_t *v = json_object_get(root, m.name);
 		if (!k)
-			r = fail(l, m.key.line, m.key.col, -EINVAL, "unknown key \"%s\"",
+			r = fail(l, m.key, -EINVAL, "unknown key \"%s\"",
 				 printable(m.name, shown, sizeof(shown)));
 		else if (!v) /* cannot happen: the scanner and jansson disagree */
-			r = fail(l, m.key.line, m.key.col, -EINVAL, "cannot locate \"%s\"", k->name);
+			r = fail(l, m.key, -EINVAL, "cannot locate \"%s\"", k->name);
 		else
 			r = set_value(l, c, k, v, m.value);
 		free(m.name);
@@ -586,17 +500,17 @@ static int apply(struct loader *l, json_t *root, struct config *c)
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
 		if (pairs[i].a <= pairs[i].b)
 			continue;
-		struct pos p1 = { 0, 0 }, p2 = { 0, 0 };
+		struct jsonpos p1 = { 0, 0 }, p2 = { 0, 0 };
 		for (size_t j = 0; j < N_KEYS; j++) {
 			if (strcmp(keys[j].name, pairs[i].small) == 0)
 				p1 = seen[j];
 			if (strcmp(keys[j].name, pairs[i].big) == 0)
 				p2 = seen[j];
 		}
-		struct pos at = p1;
+		struct jsonpos at = p1;
 		if (p2.line > p1.line || (p2.line == p1.line && p2.col > p1.col))
 			at = p2;
-		return fail(l, at.line, at.col, -EINVAL, "\"%s\" (%llu) must not exceed \"%s\" (%llu)",
+		return fail(l, at, -EINVAL, "\"%s\" (%llu) must not exceed \"%s\" (%llu)",
 			    pairs[i].small, (unsigned long long)pairs[i].a, pairs[i].big,
 			    (unsigned long long)pairs[i].b);
 	}
@@ -613,15 +527,15 @@ static int read_bounded(struct loader *l, int fd, char **ret, size_t *ret_len)
 
 	if (fstat(fd, &st) < 0) {
 		int r = -errno;
-		return fail(l, 0, 0, r, "cannot stat: %s", strerror(-r));
+		return fail(l, NOWHERE, r, "cannot stat: %s", strerror(-r));
 	}
 	if (!S_ISREG(st.st_mode))
-		return fail(l, 0, 0, -EINVAL, "not a regular file");
+		return fail(l, NOWHERE, -EINVAL, "not a regular file");
 	if (st.st_size > CONFIG_FILE_MAX)
-		return fail(l, 0, 0, -EFBIG, "larger than %d bytes", CONFIG_FILE_MAX);
+		return fail(l, NOWHERE, -EFBIG, "larger than %d bytes", CONFIG_FILE_MAX);
 	char *buf = malloc(CONFIG_FILE_MAX + 2);
 	if (!buf)
-		return fail(l, 0, 0, -ENOMEM, "out of memory");
+		return fail(l, NOWHERE, -ENOMEM, "out of memory");
 	size_t len = 0;
 	for (;;) {
 		ssize_t n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len);
@@ -630,14 +544,14 @@ static int read_bounded(struct loader *l, int fd, char **ret, size_t *ret_len)
 		if (n < 0) {
 			int r = -errno;
 			free(buf);
-			return fail(l, 0, 0, r, "cannot read: %s", strerror(-r));
+			return fail(l, NOWHERE, r, "cannot read: %s", strerror(-r));
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
 		if (len > CONFIG_FILE_MAX) {
 			free(buf);
-			return fail(l, 0, 0, -EFBIG, "larger than %d bytes", CONFIG_FILE_MAX);
+			return fail(l, NOWHERE, -EFBIG, "larger than %d bytes", CONFIG_FILE_MAX);
 		}
 	}
 	buf[len] = '\0';
@@ -659,7 +573,7 @@ int config_load(const char *path, bool missing_ok, struct config *ret, char *err
 		err[0] = '\0';
 	r = config_defaults(&c);
 	if (r < 0)
-		return fail(&l, 0, 0, r, "out of memory");
+		return fail(&l, NOWHERE, r, "out of memory");
 
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
@@ -668,7 +582,7 @@ int config_load(const char *path, bool missing_ok, struct config *ret, char *err
 			*ret = c;
 			return 0;
 		}
-		fail(&l, 0, 0, r, "cannot open: %s", strerror(-r));
+		fail(&l, NOWHERE, r, "cannot open: %s", strerror(-r));
 		goto out;
 	}
 	r = read_bounded(&l, fd, &text, &l.len);
@@ -679,16 +593,15 @@ int config_load(const char *path, bool missing_ok, struct config *ret, char *err
 
 	root = json_loadb(text, l.len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
-		r = fail(&l, (unsigned)(jerr.line > 0 ? jerr.line : 1),
-			 (unsigned)(jerr.column > 0 ? jerr.column : 0), -EINVAL, "%s", jerr.text);
+		r = fail(&l, jsonpos_from_jansson(jerr.line, jerr.column), -EINVAL, "%s", jerr.text);
 		goto out;
 	}
 	if (!json_is_object(root)) {
 		/* jansson takes an array as well; say where it starts */
-		struct cursor cur;
-		cursor_init(&cur, text, l.len);
-		cursor_skip_space(&cur);
-		r = fail(&l, cur.at.line, cur.at.col, -EINVAL, "the top level must be an object");
+		struct jsonpos_cursor cur;
+		jsonpos_init(&cur, text, l.len);
+		jsonpos_skip_space(&cur);
+		r = fail(&l, cur.at, -EINVAL, "the top level must be an object");
 		goto out;
 	}
 	r = apply(&l, root, &c);

@@ -11,4 +11,4 @@ check_PROGRAMS += tests/unit/check-config
 TESTS += tests/unit/check-config
 tests_unit_check_config_SOURCES = tests/unit/check-config.c
 tests_unit_check_config_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
-tests_unit_check_config_LDADD = daemon/libconfig.a $(JANSSON_LIBS) $(CHECK_LIBS)
+tests_unit_check_config_LDADD = daemon/libconfig.a protocol/libfsnote-protocol.la $(JANSSON_LIBS) $(CHECK_LIBS)

@@ -1,7 +1,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# The wire protocol: the one piece both the daemon and libfsnote link.
+# The wire protocol: the one piece both the daemon and libfsnote link.  With
+# it, the rule for writing a name as JSON, which fsnotectl and the relay
+# share (jsonname.c), and the FILE:LINE:COLUMN errors of the daemon's and
+# the relay's configuration files (jsonpos.c).
 noinst_LTLIBRARIES += protocol/libfsnote-protocol.la
-protocol_libfsnote_protocol_la_SOURCES = protocol/codec.c protocol/codec.h protocol/fsnote-protocol.h
+protocol_libfsnote_protocol_la_SOURCES = protocol/codec.c protocol/codec.h protocol/fsnote-protocol.h \
+	protocol/jsonname.c protocol/jsonname.h protocol/jsonpos.c protocol/jsonpos.h
 
 dist_man_MANS += man/fsnote-protocol.7
 
@@ -10,6 +14,18 @@ TESTS += tests/unit/check-codec
 tests_unit_check_codec_SOURCES = tests/unit/check-codec.c
 tests_unit_check_codec_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_check_codec_LDADD = protocol/libfsnote-protocol.la $(CHECK_LIBS)
+
+check_PROGRAMS += tests/unit/check-jsonname
+TESTS += tests/unit/check-jsonname
+tests_unit_check_jsonname_SOURCES = tests/unit/check-jsonname.c
+tests_unit_check_jsonname_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_check_jsonname_LDADD = protocol/libfsnote-protocol.la $(CHECK_LIBS)
+
+check_PROGRAMS += tests/unit/check-jsonpos
+TESTS += tests/unit/check-jsonpos
+tests_unit_check_jsonpos_SOURCES = tests/unit/check-jsonpos.c
+tests_unit_check_jsonpos_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_check_jsonpos_LDADD = protocol/libfsnote-protocol.la $(CHECK_LIBS)
 
 # The fuzz target replays its corpus as an ordinary test in every build
 # (tests/fuzz/replay.c supplies main()); with --enable-fuzz it is also built

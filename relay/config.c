@@ -7,7 +7,8 @@
  * against one table per object, so the error reported is the first one in
  * the file.  jansson keeps no positions for the values it built, so a small
  * scanner walks the (already valid) text to find the line and column of
- * the key named in an error, as daemon/config.c does for fsnoted.conf.
+ * the key named in an error, with the cursor and the message line
+ * daemon/config.c uses for fsnoted.conf (protocol/jsonpos.h).
  */
 #include "config.h"
 
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "fsnote.h"
+#include "jsonpos.h"
 
 #define RELAY_CONFIG_MAX (256 * 1024)
 
@@ -35,135 +37,60 @@ struct loader {
 
 /* --- where a key is ------------------------------------------------------------ */
 
-struct cursor {
-	const char *s;
-	size_t i, n;
-	unsigned line, col;
-};
-
-static void cur_next(struct cursor *c)
-{
-	if (c->i >= c->n)
-		return;
-	if (c->s[c->i] == '\n') {
-		c->line++;
-		c->col = 1;
-	} else if ((c->s[c->i] & 0xc0) != 0x80) {
-		c->col++;
-	}
-	c->i++;
-}
-
-static char cur_peek(const struct cursor *c)
-{
-	return c->i < c->n ? c->s[c->i] : '\0';
-}
-
-static void cur_space(struct cursor *c)
-{
-	while (strchr(" \t\r\n", cur_peek(c)) && cur_peek(c))
-		cur_next(c);
-}
-
-/* At a '"': past the closing one; *@ret_start/@ret_len give the raw content. */
-static void cur_string(struct cursor *c, size_t *ret_start, size_t *ret_len)
-{
-	cur_next(c);
-	size_t start = c->i;
-	while (c->i < c->n && c->s[c->i] != '"') {
-		if (c->s[c->i] == '\\')
-			cur_next(c);
-		cur_next(c);
-	}
-	if (ret_start)
-		*ret_start = start;
-	if (ret_len)
-		*ret_len = c->i - start;
-	cur_next(c);
-}
-
-static void cur_value(struct cursor *c)
-{
-	cur_space(c);
-	char ch = cur_peek(c);
-	if (ch == '"') {
-		cur_string(c, NULL, NULL);
-	} else if (ch == '{' || ch == '[') {
-		char close = ch == '{' ? '}' : ']';
-		cur_next(c);
-		for (;;) {
-			cur_space(c);
-			if (cur_peek(c) == close || !cur_peek(c))
-				break;
-			if (ch == '{') {
-				cur_string(c, NULL, NULL);
-				cur_space(c);
-				cur_next(c); /* ':' */
-			}
-			cur_value(c);
-			cur_space(c);
-			if (cur_peek(c) == ',')
-				cur_next(c);
-		}
-		cur_next(c);
-	} else {
-		while (cur_peek(c) && !strchr(",]} \t\r\n", cur_peek(c)))
-			cur_next(c);
-	}
-}
-
 /* Finds the member named by @path ("stream.replicas", "paths[2]") in the
  * value at @c.  On success @c is at the member's key (or element). */
-static bool cur_find(struct cursor *c, const char *path)
+static bool cur_find(struct jsonpos_cursor *c, const char *path)
 {
-	cur_space(c);
+	jsonpos_skip_space(c);
 	if (!*path)
 		return true;
 	if (*path == '[') {
 		char *end;
 		unsigned long k = strtoul(path + 1, &end, 10);
-		if (*end != ']' || cur_peek(c) != '[')
+		if (*end != ']' || jsonpos_peek(c) != '[')
 			return false;
-		cur_next(c);
+		jsonpos_next(c);
 		for (unsigned long j = 0;; j++) {
-			cur_space(c);
-			if (cur_peek(c) == ']' || !cur_peek(c))
+			jsonpos_skip_space(c);
+			if (jsonpos_peek(c) == ']' || !jsonpos_peek(c))
 				return false;
 			if (j == k)
 				return cur_find(c, end + 1);
-			cur_value(c);
-			cur_space(c);
-			if (cur_peek(c) == ',')
-				cur_next(c);
+			jsonpos_skip_value(c);
+			jsonpos_skip_space(c);
+			if (jsonpos_peek(c) == ',')
+				jsonpos_next(c);
 		}
 	}
 	if (*path == '.')
 		path++;
 	size_t seg = strcspn(path, ".[");
-	if (cur_peek(c) != '{')
+	if (jsonpos_peek(c) != '{')
 		return false;
-	cur_next(c);
+	jsonpos_next(c);
 	for (;;) {
-		cur_space(c);
-		if (cur_peek(c) != '"')
+		jsonpos_skip_space(c);
+		if (jsonpos_peek(c) != '"')
 			return false;
-		struct cursor key = *c;
-		size_t start, len;
-		cur_string(c, &start, &len);
-		cur_space(c);
-		cur_next(c); /* ':' */
-		if (len == seg && memcmp(c->s + start, path, seg) == 0) {
+		struct jsonpos_cursor key = *c;
+		jsonpos_skip_string(c);
+		/* the raw name, between the quotes */
+		const char *name = key.p + 1;
+		size_t len = (size_t)(c->p - name) - 1;
+		jsonpos_skip_space(c);
+		jsonpos_next(c); /* ':' */
+		if (len == seg && memcmp(name, path, seg) == 0) {
 			if (!path[seg]) {
 				*c = key;
 				return true;
 			}
 			return cur_find(c, path + seg);
 		}
-		cur_value(c);
-		cur_space(c);
-		if (cur_peek(c) != ',')
+		jsonpos_skip_value(c);
+		jsonpos_skip_space(c);
+		if (jsonpos_peek(c) != ',')
 			return false;
-		cur_next(c);
+		jsonpos_next(c);
 	}
 }
 
@@ -171,18 +98,17 @@ static int fail(struct loader *l, const char *key, int r, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static int fail(struct loader *l, const char *key, int r, const char *fmt, ...)
 {
-	struct cursor c = { .s = l->text, .n = l->len, .line = 1, .col = 1 };
+	struct jsonpos_cursor c;
+	struct jsonpos at = { 0, 0 };
 	va_list ap;
-	int n;
 
-	if (key && l->text && cur_find(&c, key))
-		n = snprintf(l->err, l->errlen, "%s:%u:%u: ", l->path, c.line, c.col);
-	else
-		n = snprintf(l->err, l->errlen, "%s: ", l->path);
-	if (n < 0 || (size_t)n >= l->errlen)
-		return r;
+	if (key && l->text) {
+		jsonpos_init(&c, l->text, l->len);
+		if (cur_find(&c, key))
+			at = c.at;
+	}
 	va_start(ap, fmt);
-	vsnprintf(l->err + n, l->errlen - (size_t)n, fmt, ap);
+	jsonpos_verror(l->err, l->errlen, l->path, at, fmt, ap);
 	va_end(ap);
 	return r;
 }
@@ -567,7 +493,7 @@ int relay_config_load(const char *path, struct relay_config *ret, char *err, siz
 	json_error_t jerr;
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
-		snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+		jsonpos_error(err, errlen, path, jsonpos_from_jansson(jerr.line, jerr.column), "%s", jerr.text);
 		free(buf);
 		return -EINVAL;
 	}

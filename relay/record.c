@@ -4,10 +4,10 @@
  *
  * The field set and its spelling are those of "fsnotectl watch --json"
  * (fsnotectl(1)); names that are not well-formed UTF-8 travel as a lossy
- * readable string plus the exact bytes in "<key>_base64", as there.  The
- * decoder accepts exactly what the encoder writes: anything else in a
- * known field is refused, unknown fields are ignored so that a newer relay
- * can add some.
+ * readable string plus the exact bytes in "<key>_base64", by the one rule
+ * both follow (protocol/jsonname.h).  The decoder accepts exactly what the
+ * encoder writes: anything else in a known field is refused, unknown
+ * fields are ignored so that a newer relay can add some.
  */
 #include "record.h"
 
@@ -20,129 +20,47 @@
 #include <string.h>
 
 #include "codec.h"
+#include "jsonname.h"
 
-/* --- UTF-8 and base64 --------------------------------------------------------- */
+/* --- names ---------------------------------------------------------------------- */
 
-/* Length (1..4) of the well-formed UTF-8 sequence at @p, or 0. */
-static size_t utf8_len(const unsigned char *p, size_t left)
+/* Gathers the pieces of a readable form (room for all of them is made
+ * beforehand). */
+struct gather {
+	char *p;
+	size_t len;
+};
+
+static void put_gather(void *ctx, const char *s, size_t len)
 {
-	uint32_t cp;
-	size_t n;
+	struct gather *g = ctx;
 
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2, cp = p[0] & 0x1f;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3, cp = p[0] & 0x0f;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4, cp = p[0] & 0x07;
-	else
-		return 0;
-	if (left < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
+	memcpy(g->p + g->len, s, len);
+	g->len += len;
 }
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int b64_value(char c)
-{
-	const char *p = c ? strchr(b64, c) : NULL;
-	return p ? (int)(p - b64) : -1;
-}
-
-/* Decodes padded base64 @s into @out (capacity @cap).  Returns the length,
- * or -EBADMSG. */
-static ssize_t b64_decode(const char *s, size_t len, uint8_t *out, size_t cap)
-{
-	size_t o = 0;
-
-	if (len % 4)
-		return -EBADMSG;
-	for (size_t i = 0; i < len; i += 4) {
-		int v[4];
-		size_t n = 3;
-		for (int k = 0; k < 4; k++) {
-			if (s[i + k] == '=' && i + 4 == len && k >= 2) {
-				v[k] = 0;
-				n = n < (size_t)k - 1 ? n : (size_t)k - 1;
-				continue;
-			}
-			if (n < 3 || (v[k] = b64_value(s[i + k])) < 0)
-				return -EBADMSG;
-		}
-		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-		if (o + n > cap)
-			return -EBADMSG;
-		out[o++] = (uint8_t)(w >> 16);
-		if (n > 1)
-			out[o++] = (uint8_t)(w >> 8);
-		if (n > 2)
-			out[o++] = (uint8_t)w;
-	}
-	return (ssize_t)o;
-}
-
-/* Sets @key to the bytes @s/@len as fsnotectl does: as is when they are
- * UTF-8, otherwise U+FFFD for each stray byte plus "<key>_base64". */
+/* Sets @key to the bytes @s/@len by the rule fsnotectl follows too
+ * (jsonname.h): as is when they are UTF-8, otherwise readable in @key and
+ * exact in "<key>_base64". */
 static int set_bytes(json_t *o, const char *key, const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	bool valid = true;
-
-	for (size_t i = 0; i < len;) {
-		size_t n = utf8_len(p + i, len - i);
-		if (!n) {
-			valid = false;
-			break;
-		}
-		i += n;
-	}
-	if (valid)
+	if (jsonname_utf8_valid(s, len))
 		return json_object_set_new(o, key, json_stringn(s, len));
 
-	/* each byte grows to at most three (U+FFFD); base64 to 4/3 */
-	char *lossy = malloc(3 * len + 1), *enc = malloc((len + 2) / 3 * 4 + 1);
-	size_t l = 0, e = 0;
+	struct gather lossy = { .p = malloc(JSONNAME_LOSSY_MAX(len) + 1) };
+	char *enc = malloc(JSONNAME_BASE64_LEN(len) + 1);
 	int r = -ENOMEM;
-	if (!lossy || !enc)
+	if (!lossy.p || !enc)
 		goto out;
-	for (size_t i = 0; i < len;) {
-		size_t n = utf8_len(p + i, len - i);
-		if (!n) {
-			memcpy(lossy + l, "\xef\xbf\xbd", 3);
-			l += 3;
-			i++;
-		} else {
-			memcpy(lossy + l, s + i, n);
-			l += n;
-			i += n;
-		}
-	}
-	for (size_t i = 0; i < len; i += 3) {
-		size_t n = len - i < 3 ? len - i : 3;
-		uint32_t v = (uint32_t)p[i] << 16 | (n > 1 ? (uint32_t)p[i + 1] << 8 : 0) | (n > 2 ? p[i + 2] : 0);
-		enc[e++] = b64[v >> 18 & 63];
-		enc[e++] = b64[v >> 12 & 63];
-		enc[e++] = n > 1 ? b64[v >> 6 & 63] : '=';
-		enc[e++] = n > 2 ? b64[v & 63] : '=';
-	}
+	jsonname_lossy(s, len, put_gather, &lossy);
+	size_t e = jsonname_base64(enc, s, len);
 	char key64[48];
-	snprintf(key64, sizeof(key64), "%s_base64", key);
-	if (json_object_set_new(o, key, json_stringn(lossy, l)) == 0 &&
+	snprintf(key64, sizeof(key64), "%s" JSONNAME_BASE64_SUFFIX, key);
+	if (json_object_set_new(o, key, json_stringn(lossy.p, lossy.len)) == 0 &&
 	    json_object_set_new(o, key64, json_stringn(enc, e)) == 0)
 		r = 0;
 out:
-	free(lossy);
+	free(lossy.p);
 	free(enc);
 	return r;
 }
@@ -253,13 +171,13 @@ static int get_bytes(const json_t *o, const char *key, char *buf, size_t *ret_le
 	char key64[48];
 	const json_t *v;
 
-	snprintf(key64, sizeof(key64), "%s_base64", key);
+	snprintf(key64, sizeof(key64), "%s" JSONNAME_BASE64_SUFFIX, key);
 	v = json_object_get(o, key64);
 	if (v) {
 		if (!json_is_string(v))
 			return -EBADMSG;
-		ssize_t n = b64_decode(json_string_value(v), json_string_length(v), (uint8_t *)buf,
-				       FSNOTE_PATH_MAX - 1);
+		ssize_t n = jsonname_base64_decode(json_string_value(v), json_string_length(v), (uint8_t *)buf,
+						   FSNOTE_PATH_MAX - 1);
 		if (n < 0 || memchr(buf, '\0', (size_t)n))
 			return -EBADMSG;
 		buf[n] = '\0';

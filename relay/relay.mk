@@ -13,7 +13,7 @@ relay_fsnote_relay_LDADD = client/libfsnote.la protocol/libfsnote-protocol.la $(
 
 client_fsnotectl_SOURCES += relay/record.c relay/natsconn.c
 client_fsnotectl_CFLAGS += $(NATS_CFLAGS) -I$(top_srcdir)/relay
-client_fsnotectl_LDADD += protocol/libfsnote-protocol.la $(NATS_LIBS)
+client_fsnotectl_LDADD += $(NATS_LIBS)
 
 dist_man_MANS += man/fsnote-relay.8 man/fsnote-relay.conf.5
 
@@ -24,12 +24,13 @@ systemd/fsnote-relay.service: $(srcdir)/systemd/fsnote-relay.service.in Makefile
 	sed -e 's|[@]bindir[@]|$(bindir)|g' \
 		$(srcdir)/systemd/fsnote-relay.service.in > $@.tmp && mv $@.tmp $@
 
-# The record's JSON form both ways and the configuration file's errors.
+# The record's JSON form both ways (names as fsnotectl writes them) and the
+# configuration file's errors.
 check_PROGRAMS += tests/unit/check-relay
 TESTS += tests/unit/check-relay
-tests_unit_check_relay_SOURCES = tests/unit/check-relay.c relay/config.c relay/record.c
+tests_unit_check_relay_SOURCES = tests/unit/check-relay.c relay/config.c relay/record.c client/fsnotectl-format.c
 tests_unit_check_relay_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
-tests_unit_check_relay_LDADD = client/libfsnote.la protocol/libfsnote-protocol.la $(CHECK_LIBS) $(JANSSON_LIBS)
+tests_unit_check_relay_LDADD = client/libfsnote.la protocol/libfsnote-protocol.la $(CHECK_LIBS) $(JANSSON_LIBS) -lm
 
 # Counts and lists what a stream holds, for the end-to-end tests.
 check_PROGRAMS += tests/relay/js-dump

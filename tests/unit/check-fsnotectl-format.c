@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "fsnotectl-format.h"
+#include "jsonname.h"
 
 /* --- references ----------------------------------------------------------------- */
 
@@ -179,37 +180,9 @@ static void raddf(struct rbuf *b, const char *fmt, ...)
 	radd(b, tmp, (size_t)n);
 }
 
-/* The previous escape, byte by byte with printf. */
-static size_t ref_utf8_seq(const unsigned char *p, size_t left, uint32_t *ret_cp)
-{
-	uint32_t cp;
-	size_t n;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		n = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		n = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		n = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (left < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	*ret_cp = cp;
-	return n;
-}
-
+/* The previous escape, byte by byte with printf.  Which bytes form a
+ * character is the shared rule's (protocol/jsonname.c), which
+ * check-jsonname holds against the Unicode standard's own table. */
 static void rescape(struct rbuf *b, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -235,7 +208,7 @@ static void rescape(struct rbuf *b, const char *s, size_t len)
 			radd(b, (const char *)p + i, 1);
 			i++;
 		} else {
-			size_t n = ref_utf8_seq(p + i, len - i, &cp);
+			size_t n = jsonname_utf8_seq(p + i, len - i, &cp);
 			bool mis = (cp >= 0x80 && cp <= 0x9f) || cp == 0x200e || cp == 0x200f ||
 				   (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 			if (!n) {

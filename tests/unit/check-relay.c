@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "fsnote.h"
+#include "fsnotectl-format.h"
 #include "../../relay/config.h"
 #include "../../relay/record.h"
 
@@ -124,6 +125,43 @@ START_TEST(test_roundtrip_bytes)
 		.id = 9, .type = FSNOTE_MODIFY, .time_ns = 1, .path = path, .path_len = sizeof(path) - 1,
 	};
 	roundtrip(&ce);
+}
+END_TEST
+
+/* The relay's body and "fsnotectl watch --json" write a name's bytes
+ * alike, both keys, byte for byte (both follow protocol/jsonname.h, but
+ * escape through different writers). */
+START_TEST(test_names_as_fsnotectl_writes_them)
+{
+	static const char *const names[] = {
+		"/plain", "/caf\xc3\xa9 \"q\" \\ \t\x01\x7f", "/odd\xff\xc2\x85\x80name\xc0\xaf",
+		"/\xed\xa0\x80\xf4\x90\x80\x80\xe2\x82", "/\"\xfe\n\x1f",
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *dest = names[(i + 1) % (sizeof(names) / sizeof(names[0]))];
+		struct codec_event ce = {
+			.id = 3, .type = FSNOTE_RENAME, .time_ns = 1, .path = names[i],
+			.path_len = strlen(names[i]), .dest = dest, .dest_len = strlen(dest),
+		};
+		fsnote_event *e = event_of(&ce);
+		char *body = record_encode(e, "h");
+		struct fmt_event v;
+		struct outbuf o = { .fd = -1 };
+		fmt_event_from(&v, e);
+		fmt_json(&o, &v);
+		outbuf_add(&o, "", 1);
+		ck_assert(!o.oom);
+		/* from "path" to "is_dir": path, dest and their _base64 */
+		char *from = strstr(o.p, ",\"path\":"), *to = strstr(o.p, ",\"is_dir\":");
+		ck_assert_ptr_nonnull(body);
+		ck_assert_ptr_nonnull(from);
+		ck_assert_ptr_nonnull(to);
+		*to = '\0';
+		ck_assert_msg(strstr(body, from), "name %zu: relay %s, fsnotectl %s", i, body, from);
+		free(body);
+		outbuf_done(&o);
+		fsnote_event_free(e);
+	}
 }
 END_TEST
 
@@ -325,6 +363,8 @@ START_TEST(test_config_errors)
 	expect_error("{ \"paths\": [\"/\"], \"stream\": { \"name\": \"a.b\" } }", ":1:31: 'stream.name' must not contain");
 	expect_error("{ \"paths\": [\"/\"], \"stream\": { \"retention\": \"forever\" } }", ":1:31: 'stream.retention' must be");
 	expect_error("{ \"paths\": [\"/\"], \"nats\": { \"password\": \"p\" } }", ":1:29: 'nats.password' needs 'nats.user'");
+	/* columns count characters, not bytes */
+	expect_error("{ \"paths\": [\"/\xc3\xa9\"], \"bogus\": 1 }", ":1:20: unknown key 'bogus'");
 	expect_error("{ \"window\": 2 }", ": 'paths' is required");
 	expect_error("{ \"paths\": [\"/\"], \"paths\": [\"/\"] }", ":1:");       /* duplicate: jansson's position */
 	expect_error("{ \"paths\": [\"/\"]\n  \"window\": 2 }", ":2:");       /* syntax */
@@ -343,6 +383,7 @@ int main(void)
 	TCase *tc = tcase_create("record");
 	tcase_add_test(tc, test_roundtrip_create);
 	tcase_add_test(tc, test_roundtrip_bytes);
+	tcase_add_test(tc, test_names_as_fsnotectl_writes_them);
 	tcase_add_test(tc, test_roundtrip_rename_and_dropped);
 	tcase_add_test(tc, test_hostile_bodies);
 	tcase_add_test(tc, test_event_decode_refuses);
