@@ -194,6 +194,7 @@ struct daemon {
 	uint64_t now_ns;              /* CLOCK_MONOTONIC of the event being fanned out */
 	size_t out_bytes;             /* every client's output, charged to the pool's bound */
 	bool read_held;               /* a source holds its queue for want of room */
+	size_t trim_peak;             /* most held since the heap was last trimmed (main.c) */
 	struct withheld_memo withheld;
 	uint64_t start_ns;
 	bool draining;

@@ -140,17 +140,25 @@ static void status_cb(evutil_socket_t fd, short what, void *arg)
  * events, rings and output buffers freed in another order than they came)
  * is not counted, and would let the daemon's memory grow past the bound by
  * a fraction of it.  So a fifth of the bound is never charged (the pool's
- * unchargeable part), and while the heap holds more free memory than a
- * thirty-second of the bound, it is given back to the kernel. */
+ * unchargeable part), and once what is held has fallen by more than a
+ * thirty-second of the bound from its peak, the free heap is given back to
+ * the kernel.  (Asking the allocator how much it holds free walks its
+ * bins: too dear to do every 100 ms under load.) */
 #define TRIM_INTERVAL_MS 100
 static void trim_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
-	struct mallinfo2 mi = mallinfo2();
+	struct pool_stats ps;
 	size_t slack = d->cfg.pool_max_bytes / 32;
 
-	if (mi.fordblks > (slack < 512 * 1024 ? 512 * 1024 : slack))
+	pool_get_stats(d->pool, &ps);
+	size_t held = ps.bytes + ps.ring_bytes + ps.ext_bytes;
+	if (held > d->trim_peak)
+		d->trim_peak = held;
+	else if (d->trim_peak - held > (slack < 512 * 1024 ? 512 * 1024 : slack)) {
 		(void)malloc_trim(0);
+		d->trim_peak = held;
+	}
 }
 
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)

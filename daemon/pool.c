@@ -126,10 +126,21 @@ struct pool_event *pool_event_ref(struct pool_event *ev)
 	return ev;
 }
 
+static void drop_encoding(struct pool *p, struct pool_event *ev)
+{
+	p->bytes -= chunk_size(ev->enc_len);
+	free(ev->enc);
+	ev->enc = NULL;
+}
+
 void pool_event_unref(struct pool *p, struct pool_event *ev)
 {
-	if (ev && --ev->refs == 0)
+	if (!ev)
+		return;
+	if (--ev->refs == 0)
 		event_free(p, ev);
+	else if (ev->enc && ev->refs == 1 && ev->id > p->hist_floor)
+		drop_encoding(p, ev); /* only the history holds it: nobody will send it again */
 }
 
 /* Gives up the oldest history reference. */
@@ -332,11 +343,8 @@ int pool_add(struct pool *p, const struct pool_event_init *init, uint64_t now_ns
 	if ((init->type == FSNOTE_EV_MODIFY || init->type == FSNOTE_EV_ATTRIB) &&
 	    p->lim.coalesce_ns && mergeable(p, p->newest, init, now_ns)) {
 		p->newest->flags |= FSNOTE_FLAG_COMBINED;
-		if (p->newest->enc) { /* its record changed */
-			p->bytes -= chunk_size(p->newest->enc_len);
-			free(p->newest->enc);
-			p->newest->enc = NULL;
-		}
+		if (p->newest->enc) /* its record changed */
+			drop_encoding(p, p->newest);
 		p->merged++;
 		*ret = p->newest;
 		return POOL_MERGED;

@@ -78,10 +78,13 @@ struct pool_event {
 	/* The event's record as last encoded for one view of it (the owner's
 	 * key says which), so that every subscriber with that view copies it
 	 * instead of encoding it again; charged to the bound, freed with the
-	 * event.  NULL until pool_event_set_encoding(). */
+	 * event, or as soon as only the history holds it.  NULL until
+	 * pool_event_set_encoding(). */
 	uint8_t *enc;
 	uint32_t enc_len;
 	uint64_t enc_key;
+	uint32_t fanned;                /* rings it was queued to (owner-kept: worth
+	                                 * keeping an encoding only above 1) */
 	const char *path;               /* source-space path, NUL-terminated, in data */
 	const char *dest;               /* NULL unless rename */
 	char data[];

@@ -632,6 +632,8 @@ static void sub_push(struct sub *s, struct pool_event *ev, uint8_t view)
 	if (!c->busy_since_ns)
 		c->busy_since_ns = now ? now : now_mono_ns();
 	int r = ring_push(s->ring, ev, view);
+	if (r >= 0)
+		ev->fanned++;
 	sub_wake(s, r < 0 ? RING_WAKE_NOW : r);
 }
 
@@ -1263,7 +1265,8 @@ static int emit_event(struct sub *s, const struct ring_entry *e)
 	/* the root deleted or moved away is the subscription's last record */
 	if (s->ending && s->n_anchors == 1 && (ce.flags & FSNOTE_FLAG_ROOT) && ce.type == FSNOTE_EV_DELETE)
 		ce.flags |= FSNOTE_FLAG_SUB_ENDED;
-	if (emit_keep(s->client, &ce, (struct pool_event *)ev, key) < 0)
+	/* kept only where another ring may send it too */
+	if (emit_keep(s->client, &ce, (struct pool_event *)ev, ev->fanned > 1 ? key : 0) < 0)
 		goto lost;
 	return 0;
 lost:
