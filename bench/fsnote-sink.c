@@ -193,9 +193,12 @@ int main(int argc, char **argv)
 			struct sub *s = &subs[i];
 			if (s->done || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
-			fsnote_event *e;
-			int r;
-			while ((r = fsnote_read(s->h, 0, &e)) == 0) {
+			/* batches: no allocation per event, as an application
+			 * reading a busy stream would */
+			const fsnote_event *batch[256];
+			int r = 0, got = 0, k = 0;
+			while (!s->done && (k < got || (k = 0, got = r = fsnote_read_batch(s->h, 0, batch, 256)) > 0)) {
+				const fsnote_event *e = batch[k++];
 				uint64_t t = now_ns(CLOCK_MONOTONIC);
 				if (!first)
 					first = t;
@@ -220,9 +223,6 @@ int main(int argc, char **argv)
 					s->done = true;
 					remaining--;
 				}
-				fsnote_event_free(e);
-				if (s->done)
-					break;
 			}
 			if (r < 0 && r != -EAGAIN && r != -ETIMEDOUT) {
 				fprintf(stderr, "fsnote-sink: subscriber %ld: %s\n", i, strerror(-r));

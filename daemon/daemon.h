@@ -257,6 +257,9 @@ void server_send_error(struct client *c, uint32_t req_id, int error, const char 
 void server_begin_shutdown(struct daemon *d);
 void server_free_clients(struct daemon *d);
 struct uid_acct *server_acct(struct daemon *d, uid_t uid);
+/* Records already taken from rings could not be queued (no memory): the
+ * connection is closed, so that the loss is not silent. */
+void server_output_failed(struct client *c);
 /* Charge or release output bytes against the client's uid. */
 void server_charge(struct client *c);
 

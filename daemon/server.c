@@ -114,6 +114,17 @@ static size_t output_room(const struct client *c)
 	return high < cap ? high : cap;
 }
 
+void server_output_failed(struct client *c)
+{
+	log_err("cannot queue events for pid %d uid %u: out of memory; closing", (int)c->pid, c->uid);
+	if (c->closing)
+		return;
+	c->closing = true;
+	event_del(c->ev_read);
+	struct timeval now = { 0, 0 };
+	evtimer_add(c->ev_deadline, &now);
+}
+
 /* Appends a frame built by the caller.  A frame that cannot be encoded (it
  * cannot happen for frames we build ourselves) or queued (no memory) would
  * leave the client waiting for a reply forever: the connection is closed

@@ -647,8 +647,9 @@ static size_t sink_read_room(void *ctx)
 	uint64_t now = now_mono_ns();
 	size_t room = SIZE_MAX;
 	/* and the rings of those that read, together, stay within a quarter
-	 * of the memory bound, so that reclaim never has to touch them */
-	size_t per_ring = d->cfg.pool_max_bytes / (4 * sizeof(struct ring_entry) *
+	 * of the memory bound, so that reclaim never has to touch them (a
+	 * ring's slots double as it fills: up to twice what it holds) */
+	size_t per_ring = d->cfg.pool_max_bytes / (8 * sizeof(struct ring_entry) *
 						   (d->n_subs ? d->n_subs : 1));
 	uint32_t cap = per_ring < 64 ? 64 : per_ring > UINT32_MAX ? UINT32_MAX : (uint32_t)per_ring;
 
@@ -1127,27 +1128,82 @@ static void fill_stat(struct codec_stat *cs, uint64_t dev, const struct pool_sta
 	}
 }
 
+/* Records bound for one client's output are gathered here while it is
+ * drained, and go into its evbuffer in one evbuffer_add() per OB_SIZE:
+ * one call and one chain for a run of records, and chains no larger than
+ * what they hold (a stalled client's small output costs a small chain).
+ * Outside a drain (ob.active false) records go straight to the output. */
+#define OB_SIZE (64u * 1024u)
+static struct {
+	bool active;
+	struct client *c;
+	size_t len;
+	uint8_t buf[OB_SIZE];
+} ob;
+
+/* Moves what is gathered into its client's output.  Nothing gathered may be
+ * lost without a word: if the output cannot take it, the connection is
+ * closed (the client sees it end). */
+static void ob_flush(void)
+{
+	if (ob.len && evbuffer_add(ob.c->out, ob.buf, ob.len) < 0)
+		server_output_failed(ob.c);
+	ob.len = 0;
+}
+
+/* Room for @n bytes of @c's output, or NULL if @n cannot be gathered. */
+static uint8_t *ob_room(struct client *c, size_t n)
+{
+	if (n > OB_SIZE)
+		return NULL;
+	if (ob.c != c || ob.len + n > OB_SIZE)
+		ob_flush();
+	ob.c = c;
+	return ob.buf + ob.len;
+}
+
+/* What @c has queued, gathered records included. */
+static size_t out_len(const struct client *c)
+{
+	return evbuffer_get_length(c->out) + (ob.c == c ? ob.len : 0);
+}
+
+/* Appends a record of @n bytes from @frame to @c's output. */
+static int out_add(struct client *c, const uint8_t *frame, size_t n)
+{
+	if (!ob.active)
+		return evbuffer_add(c->out, frame, n) < 0 ? -ENOMEM : 0;
+	uint8_t *p = ob_room(c, n);
+	if (!p)
+		return evbuffer_add(c->out, frame, n) < 0 ? -ENOMEM : 0;
+	if (p != frame)
+		memmove(p, frame, n);
+	ob.len += n;
+	return 0;
+}
+
 /* Appends @ce to @c's output; with @ev and a @key, the encoded record is
- * also kept on @ev for the next subscriber with the same view.  Encoding
- * goes through a scratch buffer and evbuffer_add(), which sizes its chains
- * to what they hold: reserving a whole maximal frame in the output would
- * cost every stalled client a large chain for one small record.  Returns
- * 0, or -errno when it could not be queued (the caller must then keep the
+ * also kept on @ev for the next subscriber with the same view.  Returns 0,
+ * or -errno when it could not be queued (the caller must then keep the
  * loss from being silent). */
 static int emit_keep(struct client *c, const struct codec_event *ce, struct pool_event *ev,
 		     uint64_t key)
 {
-	static uint8_t buf[EVENT_FRAME_MAX];
+	static uint8_t scratch[EVENT_FRAME_MAX];
+	uint8_t *buf = ob.active ? ob_room(c, EVENT_FRAME_MAX) : NULL;
+	if (!buf)
+		buf = scratch;
 
-	int n = codec_encode_event(buf, sizeof(buf), ce);
+	int n = codec_encode_event(buf, EVENT_FRAME_MAX, ce);
 	if (n < 0) {
 		log_warn("cannot encode event %llu: %s", (unsigned long long)ce->id, strerror(-n));
 		return n;
 	}
-	if (evbuffer_add(c->out, buf, (size_t)n) < 0)
+	if (buf == scratch ? out_add(c, buf, (size_t)n) < 0 : (ob.len += (size_t)n, 0))
 		return -ENOMEM;
 	if (ev && key)
-		(void)pool_event_set_encoding(c->d->pool, ev, key, buf, (size_t)n);
+		(void)pool_event_set_encoding(c->d->pool, ev, key, ob.active && buf != scratch ?
+					      ob.buf + ob.len - (size_t)n : buf, (size_t)n);
 	c->d->events_delivered++;
 	return 0;
 }
@@ -1161,15 +1217,17 @@ static int emit(struct client *c, const struct codec_event *ce)
  * with this one's SUB_ID. */
 static int emit_copy(struct sub *s, const struct pool_event *ev)
 {
-	static uint8_t buf[EVENT_FRAME_MAX];
+	static uint8_t scratch[EVENT_FRAME_MAX];
+	struct client *c = s->client;
+	uint8_t *buf = ob.active ? ob_room(c, ev->enc_len) : NULL;
+	if (!buf)
+		buf = scratch;
 
-	if (ev->enc_len > sizeof(buf))
-		return -EINVAL;
 	memcpy(buf, ev->enc, ev->enc_len);
 	codec_patch_event_sub_id(buf, s->id);
-	if (evbuffer_add(s->client->out, buf, ev->enc_len) < 0)
+	if (buf == scratch ? out_add(c, buf, ev->enc_len) < 0 : (ob.len += ev->enc_len, 0))
 		return -ENOMEM;
-	s->client->d->events_delivered++;
+	c->d->events_delivered++;
 	return 0;
 }
 
@@ -1331,7 +1389,7 @@ static bool drain_sub(struct sub *s, size_t high)
 
 	/* no room (a client that stopped reading): its records wait, and its
 	 * ring asks for no wake-up until it has had this one */
-	if (evbuffer_get_length(c->out) >= high)
+	if (out_len(c) >= high)
 		return sub_pending(s);
 	if (s->timer)
 		evtimer_del(s->timer);
@@ -1344,7 +1402,7 @@ static bool drain_sub(struct sub *s, size_t high)
 	}
 	if (s->replay && journal_replay_drain(s, high))
 		return true;
-	while (evbuffer_get_length(c->out) < high && (e = ring_peek(s->ring))) {
+	while (out_len(c) < high && (e = ring_peek(s->ring))) {
 		(void)emit_event(s, e);
 		ring_pop(s->ring);
 		if (ring_has_drop(s->ring))
@@ -1359,7 +1417,7 @@ static bool drain_sub(struct sub *s, size_t high)
 	return false;
 }
 
-bool sub_drain_client(struct client *c, size_t high)
+static bool drain_client(struct client *c, size_t high)
 {
 	bool more = false;
 
@@ -1381,7 +1439,7 @@ bool sub_drain_client(struct client *c, size_t high)
 			more = true;
 		else if (!c->subs)
 			break;
-		if (evbuffer_get_length(c->out) >= high) {
+		if (out_len(c) >= high) {
 			c->drain_cursor = next;
 			return true;
 		}
@@ -1400,9 +1458,27 @@ bool sub_drain_client(struct client *c, size_t high)
 	return more;
 }
 
+bool sub_drain_client(struct client *c, size_t high)
+{
+	ob.active = true;
+	bool more = drain_client(c, high);
+	ob_flush();
+	ob.active = false;
+	ob.c = NULL;
+	return more;
+}
+
 void sub_drain_all(struct sub *s)
 {
+	bool nested = ob.active; /* not reached from a drain today; kept safe */
+	if (!nested)
+		ob.active = true;
 	(void)drain_sub(s, SIZE_MAX);
+	if (!nested) {
+		ob_flush();
+		ob.active = false;
+		ob.c = NULL;
+	}
 }
 
 /* --- creation and teardown ------------------------------------------------- */
@@ -2425,7 +2501,7 @@ static bool journal_replay_drain(struct sub *s, size_t high)
 	struct pool_event *ev;
 	uint64_t fsid;
 
-	while (evbuffer_get_length(c->out) < high) {
+	while (out_len(c) < high) {
 		int r = journal_cursor_next(s->replay, &ev, &fsid);
 		if (r <= 0) {
 			if (r < 0) {
