@@ -33,6 +33,10 @@
 struct client;
 struct sub;
 
+/* Records go into a connection's output in runs of at most this many bytes
+ * (subscriber.c), and libevent allocates its chains to match. */
+#define OUT_RUN_MAX (16u * 1024u)
+
 /* What one uid holds; every connection, subscription and queued byte is
  * charged here. */
 struct uid_acct {
@@ -139,6 +143,7 @@ struct client {
 	uint64_t pending_fd_offset;   /* stream offset of the last byte of the read it came with */
 	size_t charged_len;           /* out bytes charged to acct */
 	size_t charged;               /* what they cost the heap, charged to the pool's bound */
+	size_t run_max;               /* largest run added since the output was empty */
 	/* when it last had nothing pending, or last wrote something while it
 	 * did (0: nothing pending); see sub_client_stalled() */
 	uint64_t busy_since_ns;

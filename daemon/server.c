@@ -60,23 +60,27 @@ struct uid_acct *server_acct(struct daemon *d, uid_t uid)
 }
 
 /* What an output buffer holding @len bytes costs the heap: libevent keeps
- * them in chains of up to 4 KiB it allocates as they fill, so the last one
- * may be mostly empty, and each has a header. */
-#define OUT_CHAIN_SLACK 4096u
+ * them in chains, each with a header, and frees a chain only once all of it
+ * is sent, so the first may be mostly sent and the last mostly empty: at
+ * most the largest run of records it was given since it was last empty. */
+#define OUT_CHAIN_SLACK_MIN 4096u  /* evbuffer_add()'s own chains */
 #define OUT_CHAIN_HEADER 64u
-static size_t output_cost(struct evbuffer *out, size_t len)
+static size_t output_cost(struct client *c, size_t len)
 {
-	if (len == 0)
+	if (len == 0) {
+		c->run_max = 0;
 		return 0;
-	int chains = evbuffer_peek(out, -1, NULL, NULL, 0);
-	return len + OUT_CHAIN_SLACK + (chains > 0 ? (size_t)chains : 1) * OUT_CHAIN_HEADER;
+	}
+	int chains = evbuffer_peek(c->out, -1, NULL, NULL, 0);
+	size_t slack = c->run_max > OUT_CHAIN_SLACK_MIN ? c->run_max : OUT_CHAIN_SLACK_MIN;
+	return len + slack + (chains > 0 ? (size_t)chains : 1) * OUT_CHAIN_HEADER;
 }
 
 void server_charge(struct client *c)
 {
 	struct daemon *d = c->d;
 	size_t len = evbuffer_get_length(c->out);
-	size_t cost = output_cost(c->out, len);
+	size_t cost = output_cost(c, len);
 	c->acct->queued_bytes = c->acct->queued_bytes - c->charged_len + len;
 	d->out_bytes = d->out_bytes - c->charged + cost;
 	c->charged = cost;

@@ -1130,10 +1130,13 @@ static void fill_stat(struct codec_stat *cs, uint64_t dev, const struct pool_sta
 
 /* Records bound for one client's output are gathered here while it is
  * drained, and go into its evbuffer in one evbuffer_add() per OB_SIZE:
+ * (a chain is freed only once all of it is sent, so the run's size is what
+ * a connection may hold beyond its queued bytes, and what server.c charges
+ * for it)
  * one call and one chain for a run of records, and chains no larger than
  * what they hold (a stalled client's small output costs a small chain).
  * Outside a drain (ob.active false) records go straight to the output. */
-#define OB_SIZE (64u * 1024u)
+#define OB_SIZE OUT_RUN_MAX
 static struct {
 	bool active;
 	struct client *c;
@@ -1146,8 +1149,12 @@ static struct {
  * closed (the client sees it end). */
 static void ob_flush(void)
 {
-	if (ob.len && evbuffer_add(ob.c->out, ob.buf, ob.len) < 0)
+	if (!ob.len)
+		return;
+	if (evbuffer_add(ob.c->out, ob.buf, ob.len) < 0)
 		server_output_failed(ob.c);
+	if (ob.len > ob.c->run_max)
+		ob.c->run_max = ob.len;
 	ob.len = 0;
 }
 
@@ -1189,21 +1196,17 @@ static int out_add(struct client *c, const uint8_t *frame, size_t n)
 static int emit_keep(struct client *c, const struct codec_event *ce, struct pool_event *ev,
 		     uint64_t key)
 {
-	static uint8_t scratch[EVENT_FRAME_MAX];
-	uint8_t *buf = ob.active ? ob_room(c, EVENT_FRAME_MAX) : NULL;
-	if (!buf)
-		buf = scratch;
+	static uint8_t buf[EVENT_FRAME_MAX];
 
-	int n = codec_encode_event(buf, EVENT_FRAME_MAX, ce);
+	int n = codec_encode_event(buf, sizeof(buf), ce);
 	if (n < 0) {
 		log_warn("cannot encode event %llu: %s", (unsigned long long)ce->id, strerror(-n));
 		return n;
 	}
-	if (buf == scratch ? out_add(c, buf, (size_t)n) < 0 : (ob.len += (size_t)n, 0))
+	if (out_add(c, buf, (size_t)n) < 0)
 		return -ENOMEM;
 	if (ev && key)
-		(void)pool_event_set_encoding(c->d->pool, ev, key, ob.active && buf != scratch ?
-					      ob.buf + ob.len - (size_t)n : buf, (size_t)n);
+		(void)pool_event_set_encoding(c->d->pool, ev, key, buf, (size_t)n);
 	c->d->events_delivered++;
 	return 0;
 }
