@@ -1387,6 +1387,31 @@ static void handed_out(fsnote *h, fsnote_event *e)
 		s->last_id = e->id;
 }
 
+/* Nothing decoded is left to hand out: reads more from the socket, waiting
+ * until @deadline unless @have (events are in hand already).  Returns 1
+ * when there may be more to decode, 0 when @have and nothing more is here,
+ * or -errno (the connection's end, -EAGAIN or -ETIMEDOUT). */
+static int read_more(fsnote *h, int64_t deadline, int timeout_ms, bool have)
+{
+	if (h->dead)
+		return h->dead;
+	if (h->sock < 0)
+		return -ENOTCONN;
+	int r = fill(h);
+	if (r < 0 && !h->dead)
+		return r;
+	if (r != 0)
+		return 1;
+	if (have)
+		return 0;
+	r = wait_sock(h, POLLIN, remaining(deadline));
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
+	return 1;
+}
+
 int fsnote_read(fsnote *h, int timeout_ms, fsnote_event **ret)
 {
 	struct codec_record rec;
@@ -1419,26 +1444,9 @@ int fsnote_read(fsnote *h, int timeout_ms, fsnote_event **ret)
 			}
 			continue;
 		}
-		if (h->dead) {
-			r = h->dead;
-			goto out;
-		}
-		if (h->sock < 0) {
-			r = -ENOTCONN;
-			goto out;
-		}
-		r = fill(h);
-		if (r < 0 && !h->dead)
-			goto out;
-		if (r != 0)
-			continue;
-		r = wait_sock(h, POLLIN, remaining(deadline));
+		r = read_more(h, deadline, timeout_ms, false);
 		if (r < 0)
 			goto out;
-		if (r == 0) {
-			r = timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
-			goto out;
-		}
 	}
 out:
 	update_ready(h);
@@ -1591,29 +1599,13 @@ int fsnote_read_batch(fsnote *h, int timeout_ms, const fsnote_event **events, si
 		}
 		if (n == max)
 			break;
-		/* a dead connection is reported once what came before it is out */
-		if (h->dead) {
-			r = h->dead;
-			goto out;
-		}
-		if (h->sock < 0) {
-			r = -ENOTCONN;
-			goto out;
-		}
-		r = fill(h);
-		if (r < 0 && !h->dead)
-			goto out;
-		if (r != 0)
-			continue;
-		if (n > 0)
-			break; /* nothing more is here now: do not wait for it */
-		r = wait_sock(h, POLLIN, remaining(deadline));
+		/* a dead connection is reported once what came before it is
+		 * out; with events in hand, nothing more is waited for */
+		r = read_more(h, deadline, timeout_ms, n > 0);
 		if (r < 0)
 			goto out;
-		if (r == 0) {
-			r = timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
-			goto out;
-		}
+		if (r == 0)
+			break;
 	}
 out:
 	update_ready(h);

@@ -118,15 +118,21 @@ static size_t output_room(const struct client *c)
 	return high < cap ? high : cap;
 }
 
-void server_output_failed(struct client *c)
+/* Closes the connection at the next turn, reading nothing more from it. */
+static void close_now(struct client *c)
 {
-	log_err("cannot queue events for pid %d uid %u: out of memory; closing", (int)c->pid, c->uid);
 	if (c->closing)
 		return;
 	c->closing = true;
 	event_del(c->ev_read);
 	struct timeval now = { 0, 0 };
 	evtimer_add(c->ev_deadline, &now);
+}
+
+void server_output_failed(struct client *c)
+{
+	log_err("cannot queue events for pid %d uid %u: out of memory; closing", (int)c->pid, c->uid);
+	close_now(c);
 }
 
 /* Appends a frame built by the caller.  A frame that cannot be encoded (it
@@ -139,12 +145,7 @@ static void queue_frame(struct client *c, const uint8_t *buf, int n)
 		return;
 	log_err("cannot queue a reply for pid %d uid %u: %s", (int)c->pid, c->uid,
 		n < 0 ? strerror(-n) : "out of memory");
-	if (c->closing)
-		return;
-	c->closing = true;
-	event_del(c->ev_read);
-	struct timeval now = { 0, 0 };
-	evtimer_add(c->ev_deadline, &now);
+	close_now(c);
 }
 
 void server_send_error(struct client *c, uint32_t req_id, int error, const char *fmt, ...)
