@@ -167,6 +167,35 @@ class DaemonTest(unittest.TestCase):
         self.assertIn(self.path("top"), paths)
         self.assertNotIn(self.path("sub", "deep"), paths)
 
+    def test_fields(self):
+        # three views of the same events on one connection: everything,
+        # nothing optional, attributes only (the daemon encodes each view
+        # once and must not hand one subscription another's record)
+        self.assertTrue(self.c.features & fsnote.Feature.FIELDS)
+        full = self.c.subscribe(self.dir)
+        bare = self.c.subscribe(self.dir, fields=0)
+        attrs = self.c.subscribe(self.dir, fields=fsnote.FIELD_STAT)
+        self.write("f")
+        for sub, want_stat, want_pid in ((full, True, True), (bare, False, False),
+                                         (attrs, True, False)):
+            evs, _ = drain(sub)
+            mine = [e for e in evs if e.type == "close_write" and e.path == self.path("f")]
+            self.assertEqual(len(mine), 1, evs)
+            e = mine[0]
+            # inotify names no object: entries carry no attributes at all
+            if want_stat and BACKEND == "fanotify":
+                self.assertIsNotNone(e.ino)
+                self.assertEqual(e.ino, os.stat(self.path("f")).st_ino)
+            if not want_stat:
+                self.assertIsNone(e.ino)
+                self.assertIsNone(e.mode)
+            # our own write: its pid is ours to see, where asked for
+            # (inotify reports no pids at all)
+            if want_pid and BACKEND == "fanotify":
+                self.assertEqual(e.pid, os.getpid())
+            if not want_pid:
+                self.assertEqual(e.pid, 0)
+
     def test_type_filter(self):
         sub = self.c.subscribe(self.dir, types={"create", EventType.DELETE})
         self.write("a")

@@ -206,6 +206,29 @@ START_TEST(test_event_round_trip)
 }
 END_TEST
 
+/* One encoding serves every subscription with the same view: patching
+ * SUB_ID gives the very bytes an encoding with that SUB_ID gives. */
+START_TEST(test_event_patch_sub_id)
+{
+	uint8_t other[512];
+	struct codec_event ev = {
+		.sub_id = 7, .id = 99, .type = FSNOTE_EV_CREATE, .time_ns = 5,
+		.path = "/srv/a", .path_len = 6,
+	};
+	int n = codec_encode_event(buf, sizeof(buf), &ev);
+	ck_assert_int_gt(n, 0);
+	codec_patch_event_sub_id(buf, 0xa1b2c3d4u);
+	ev.sub_id = 0xa1b2c3d4u;
+	int m = codec_encode_event(other, sizeof(other), &ev);
+	ck_assert_int_eq(n, m);
+	ck_assert_mem_eq(buf, other, (size_t)n);
+	ck_assert_int_eq(codec_decode(buf, (size_t)n, &rec), 0);
+	struct codec_event out;
+	ck_assert_int_eq(codec_event_from_record(&rec, &out), 0);
+	ck_assert_uint_eq(out.sub_id, 0xa1b2c3d4u);
+}
+END_TEST
+
 START_TEST(test_event_inconsistent)
 {
 	struct codec_event ev = { .id = 1, .type = FSNOTE_EV_RENAME, .path = "/a", .path_len = 2 };
@@ -1142,6 +1165,7 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, test_raw_hello_decodes);
 	tcase_add_test(tc, test_round_trip_every_record);
 	tcase_add_test(tc, test_event_round_trip);
+	tcase_add_test(tc, test_event_patch_sub_id);
 	tcase_add_test(tc, test_event_inconsistent);
 	tcase_add_test(tc, test_peek);
 	tcase_add_test(tc, test_malformed);
