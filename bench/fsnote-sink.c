@@ -196,32 +196,34 @@ int main(int argc, char **argv)
 			/* batches: no allocation per event, as an application
 			 * reading a busy stream would */
 			const fsnote_event *batch[256];
-			int r = 0, got = 0, k = 0;
-			while (!s->done && (k < got || (k = 0, got = r = fsnote_read_batch(s->h, 0, batch, 256)) > 0)) {
-				const fsnote_event *e = batch[k++];
-				uint64_t t = now_ns(CLOCK_MONOTONIC);
-				if (!first)
-					first = t;
-				last = t;
-				uint32_t type = fsnote_event_type(e);
-				s->records++;
-				if (type <= FSNOTE_TYPE_MAX)
-					s->by_type[type]++;
-				if (type == FSNOTE_DROPPED)
-					s->dropped_lost += fsnote_event_count(e);
-				size_t len;
-				const char *p = fsnote_event_path(e, &len);
-				const char *base = strrchr(p, '/');
-				base = base ? base + 1 : p;
-				if (type == FSNOTE_CREATE && strncmp(base, "lat-", 4) == 0 && n_lat < lat_cap) {
-					uint64_t sent = strtoull(base + 4, NULL, 10);
-					uint64_t now = now_ns(CLOCK_REALTIME);
-					if (now > sent)
-						lat[n_lat++] = now - sent;
-				}
-				if (type == FSNOTE_CREATE && strcmp(base, "BENCH-END") == 0) {
-					s->done = true;
-					remaining--;
+			int r = 0;
+			while (!s->done && (r = fsnote_read_batch(s->h, 0, batch, 256)) > 0) {
+				for (int k = 0; k < r && !s->done; k++) {
+					const fsnote_event *e = batch[k];
+					uint64_t t = now_ns(CLOCK_MONOTONIC);
+					if (!first)
+						first = t;
+					last = t;
+					uint32_t type = fsnote_event_type(e);
+					s->records++;
+					if (type <= FSNOTE_TYPE_MAX)
+						s->by_type[type]++;
+					if (type == FSNOTE_DROPPED)
+						s->dropped_lost += fsnote_event_count(e);
+					size_t len;
+					const char *p = fsnote_event_path(e, &len);
+					const char *base = strrchr(p, '/');
+					base = base ? base + 1 : p;
+					if (type == FSNOTE_CREATE && strncmp(base, "lat-", 4) == 0 && n_lat < lat_cap) {
+						uint64_t sent = strtoull(base + 4, NULL, 10);
+						uint64_t now = now_ns(CLOCK_REALTIME);
+						if (now > sent)
+							lat[n_lat++] = now - sent;
+					}
+					if (type == FSNOTE_CREATE && strcmp(base, "BENCH-END") == 0) {
+						s->done = true;
+						remaining--;
+					}
 				}
 			}
 			if (r < 0 && r != -EAGAIN && r != -ETIMEDOUT) {

@@ -38,8 +38,6 @@
 #include "fsnote-protocol.h"
 #include "pool-internal.h"
 
-#define chunk_size pool_chunk_size
-
 /* Makes the pages of a fresh zeroed array resident.  The history's slots
  * are fixed overhead, outside the byte bound: they should show in the
  * daemon's memory from the start, not grow into it during the first burst
@@ -81,6 +79,13 @@ int pool_new(const struct pool_limits *limits, const struct pool_callbacks *cb,
 	return 0;
 }
 
+static void drop_encoding(struct pool *p, struct pool_event *ev)
+{
+	p->bytes -= pool_chunk_size(ev->enc_len);
+	free(ev->enc);
+	ev->enc = NULL;
+}
+
 static void event_free(struct pool *p, struct pool_event *ev)
 {
 	if (ev->prev)
@@ -93,10 +98,8 @@ static void event_free(struct pool *p, struct pool_event *ev)
 		p->newest = ev->prev;
 	p->events--;
 	p->bytes -= ev->bytes;
-	if (ev->enc) {
-		p->bytes -= chunk_size(ev->enc_len);
-		free(ev->enc);
-	}
+	if (ev->enc)
+		drop_encoding(p, ev);
 	free(ev);
 }
 
@@ -108,15 +111,13 @@ int pool_event_set_encoding(struct pool *p, struct pool_event *ev, uint64_t key,
 	uint8_t *enc = malloc(len);
 	if (!enc)
 		return -ENOMEM;
-	if (ev->enc) {
-		p->bytes -= chunk_size(ev->enc_len);
-		free(ev->enc);
-	}
+	if (ev->enc)
+		drop_encoding(p, ev);
 	memcpy(enc, bytes, len);
 	ev->enc = enc;
 	ev->enc_len = (uint32_t)len;
 	ev->enc_key = key;
-	p->bytes += chunk_size(len);
+	p->bytes += pool_chunk_size(len);
 	return 0;
 }
 
@@ -124,13 +125,6 @@ struct pool_event *pool_event_ref(struct pool_event *ev)
 {
 	ev->refs++;
 	return ev;
-}
-
-static void drop_encoding(struct pool *p, struct pool_event *ev)
-{
-	p->bytes -= chunk_size(ev->enc_len);
-	free(ev->enc);
-	ev->enc = NULL;
 }
 
 void pool_event_unref(struct pool *p, struct pool_event *ev)
@@ -356,7 +350,7 @@ int pool_add(struct pool *p, const struct pool_event_init *init, uint64_t now_ns
 	size_t ddir_len = init->dest && init->dest_dir.bytes ? init->dest_dir.len : 0;
 	size_t size = offsetof(struct pool_event, data) + path_len + 1 +
 		      (init->dest ? init->dest_len + 1 : 0) + dir_len + ddir_len;
-	size_t charge = chunk_size(size);
+	size_t charge = pool_chunk_size(size);
 	if (charge > p->lim.max_bytes || p->lim.max_events == 0)
 		return -ENOMEM;
 	r = make_room(p, 1, charge);

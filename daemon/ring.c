@@ -293,7 +293,6 @@ static int ring_grow(struct ring *r)
 		return -ENOMEM;
 	if (r->count < r->cap)
 		return 0;
-	more = SLOT_BYTES(n) - SLOT_BYTES(r->cap);
 	/* realloc often extends in place; a ring that refills from empty
 	 * starts at slot 0, so usually nothing wraps and nothing moves */
 	struct ring_entry *s = realloc(r->slots, (size_t)n * sizeof(*s));

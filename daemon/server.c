@@ -65,12 +65,10 @@ struct uid_acct *server_acct(struct daemon *d, uid_t uid)
  * most the largest run of records it was given since it was last empty. */
 #define OUT_CHAIN_SLACK_MIN 4096u  /* evbuffer_add()'s own chains */
 #define OUT_CHAIN_HEADER 64u
-static size_t output_cost(struct client *c, size_t len)
+static size_t output_cost(const struct client *c, size_t len)
 {
-	if (len == 0) {
-		c->run_max = 0;
+	if (len == 0)
 		return 0;
-	}
 	int chains = evbuffer_peek(c->out, -1, NULL, NULL, 0);
 	size_t slack = c->run_max > OUT_CHAIN_SLACK_MIN ? c->run_max : OUT_CHAIN_SLACK_MIN;
 	return len + slack + (chains > 0 ? (size_t)chains : 1) * OUT_CHAIN_HEADER;
@@ -81,6 +79,8 @@ void server_charge(struct client *c)
 	struct daemon *d = c->d;
 	size_t len = evbuffer_get_length(c->out);
 	size_t cost = output_cost(c, len);
+	if (len == 0)
+		c->run_max = 0; /* every chain is freed */
 	c->acct->queued_bytes = c->acct->queued_bytes - c->charged_len + len;
 	d->out_bytes = d->out_bytes - c->charged + cost;
 	c->charged = cost;

@@ -157,16 +157,21 @@ static void interest_change(struct daemon *d, uint64_t mask, int delta)
  * filesystem.  Lingering watches carry coverage across a reconnect. */
 
 /* What the sources compute follows what subscriptions ask for (FIELDS). */
+static void sources_want_stat(struct daemon *d)
+{
+	if (d->primary)
+		d->primary->want_stat = d->n_want_stat > 0;
+	if (d->fallback)
+		d->fallback->want_stat = d->n_want_stat > 0;
+}
+
 static void fields_change(struct daemon *d, const struct sub *s, int delta)
 {
 	if (s->fields & FSNOTE_FIELD_STAT)
 		d->n_want_stat += (size_t)(ssize_t)delta;
 	if (!s->privileged && (s->fields & FSNOTE_FIELD_PID))
 		d->n_want_pid += (size_t)(ssize_t)delta;
-	if (d->primary)
-		d->primary->want_stat = d->n_want_stat > 0;
-	if (d->fallback)
-		d->fallback->want_stat = d->n_want_stat > 0;
+	sources_want_stat(d);
 }
 
 static bool whole_filesystem(const struct source *src)
@@ -1129,13 +1134,12 @@ static void fill_stat(struct codec_stat *cs, uint64_t dev, const struct pool_sta
 }
 
 /* Records bound for one client's output are gathered here while it is
- * drained, and go into its evbuffer in one evbuffer_add() per OB_SIZE:
- * (a chain is freed only once all of it is sent, so the run's size is what
- * a connection may hold beyond its queued bytes, and what server.c charges
- * for it)
- * one call and one chain for a run of records, and chains no larger than
- * what they hold (a stalled client's small output costs a small chain).
- * Outside a drain (ob.active false) records go straight to the output. */
+ * drained, and go into its evbuffer in one evbuffer_add() per run of up to
+ * OB_SIZE bytes: one call and one chain for a run of records.  A chain is
+ * freed only once all of it is sent, so the run's size is what a
+ * connection may hold beyond its queued bytes, and server.c charges it
+ * (client.run_max).  Outside a drain (ob.active false) records go straight
+ * to the output.  Drains do not nest. */
 #define OB_SIZE OUT_RUN_MAX
 static struct {
 	bool active;
@@ -1158,15 +1162,16 @@ static void ob_flush(void)
 	ob.len = 0;
 }
 
-/* Room for @n bytes of @c's output, or NULL if @n cannot be gathered. */
-static uint8_t *ob_room(struct client *c, size_t n)
+static void ob_begin(void)
 {
-	if (n > OB_SIZE)
-		return NULL;
-	if (ob.c != c || ob.len + n > OB_SIZE)
-		ob_flush();
-	ob.c = c;
-	return ob.buf + ob.len;
+	ob.active = true;
+}
+
+static void ob_end(void)
+{
+	ob_flush();
+	ob.active = false;
+	ob.c = NULL;
 }
 
 /* What @c has queued, gathered records included. */
@@ -1175,18 +1180,26 @@ static size_t out_len(const struct client *c)
 	return evbuffer_get_length(c->out) + (ob.c == c ? ob.len : 0);
 }
 
-/* Appends a record of @n bytes from @frame to @c's output. */
-static int out_add(struct client *c, const uint8_t *frame, size_t n)
+/* Where a record of @n bytes for @c is to be written: the run being
+ * gathered, or outside a drain @scratch, which out_commit() then adds. */
+static uint8_t *out_space(struct client *c, size_t n, uint8_t *scratch)
 {
-	if (!ob.active)
-		return evbuffer_add(c->out, frame, n) < 0 ? -ENOMEM : 0;
-	uint8_t *p = ob_room(c, n);
-	if (!p)
-		return evbuffer_add(c->out, frame, n) < 0 ? -ENOMEM : 0;
-	if (p != frame)
-		memmove(p, frame, n);
-	ob.len += n;
-	return 0;
+	if (!ob.active || n > OB_SIZE)
+		return scratch;
+	if (ob.c != c || ob.len + n > OB_SIZE)
+		ob_flush();
+	ob.c = c;
+	return ob.buf + ob.len;
+}
+
+/* Queues the @n bytes written at @p (from out_space()). */
+static int out_commit(struct client *c, const uint8_t *p, size_t n)
+{
+	if (p == ob.buf + ob.len && ob.active && ob.c == c) {
+		ob.len += n;
+		return 0;
+	}
+	return evbuffer_add(c->out, p, n) < 0 ? -ENOMEM : 0;
 }
 
 /* Appends @ce to @c's output; with @ev and a @key, the encoded record is
@@ -1198,12 +1211,16 @@ static int emit_keep(struct client *c, const struct codec_event *ce, struct pool
 {
 	static uint8_t buf[EVENT_FRAME_MAX];
 
+	/* its length is known only once encoded: encoded aside, then copied */
 	int n = codec_encode_event(buf, sizeof(buf), ce);
 	if (n < 0) {
 		log_warn("cannot encode event %llu: %s", (unsigned long long)ce->id, strerror(-n));
 		return n;
 	}
-	if (out_add(c, buf, (size_t)n) < 0)
+	uint8_t *p = out_space(c, (size_t)n, buf);
+	if (p != buf)
+		memcpy(p, buf, (size_t)n);
+	if (out_commit(c, p, (size_t)n) < 0)
 		return -ENOMEM;
 	if (ev && key)
 		(void)pool_event_set_encoding(c->d->pool, ev, key, buf, (size_t)n);
@@ -1222,13 +1239,13 @@ static int emit_copy(struct sub *s, const struct pool_event *ev)
 {
 	static uint8_t scratch[EVENT_FRAME_MAX];
 	struct client *c = s->client;
-	uint8_t *buf = ob.active ? ob_room(c, ev->enc_len) : NULL;
-	if (!buf)
-		buf = scratch;
 
-	memcpy(buf, ev->enc, ev->enc_len);
-	codec_patch_event_sub_id(buf, s->id);
-	if (buf == scratch ? out_add(c, buf, ev->enc_len) < 0 : (ob.len += ev->enc_len, 0))
+	if (ev->enc_len > sizeof(scratch))
+		return -EINVAL;
+	uint8_t *p = out_space(c, ev->enc_len, scratch);
+	memcpy(p, ev->enc, ev->enc_len);
+	codec_patch_event_sub_id(p, s->id);
+	if (out_commit(c, p, ev->enc_len) < 0)
 		return -ENOMEM;
 	c->d->events_delivered++;
 	return 0;
@@ -1244,7 +1261,7 @@ static uint64_t view_key(const struct sub *s, const struct anchor *a, const stru
 	if (s->ending || (s->event_flags & ~0xffffu))
 		return 0;
 	return (uint64_t)a->map_id | (uint64_t)(e->view & 7) << 32 | (uint64_t)pid_shown << 35 |
-	       (uint64_t)(s->fields & 3) << 36 | (uint64_t)(s->event_flags & 0xffff) << 40 |
+	       (uint64_t)(s->fields & FSNOTE_FIELDS_ALL) << 36 | (uint64_t)(s->event_flags & 0xffff) << 40 |
 	       UINT64_C(1) << 63;
 }
 
@@ -1463,25 +1480,17 @@ static bool drain_client(struct client *c, size_t high)
 
 bool sub_drain_client(struct client *c, size_t high)
 {
-	ob.active = true;
+	ob_begin();
 	bool more = drain_client(c, high);
-	ob_flush();
-	ob.active = false;
-	ob.c = NULL;
+	ob_end();
 	return more;
 }
 
 void sub_drain_all(struct sub *s)
 {
-	bool nested = ob.active; /* not reached from a drain today; kept safe */
-	if (!nested)
-		ob.active = true;
+	ob_begin();
 	(void)drain_sub(s, SIZE_MAX);
-	if (!nested) {
-		ob_flush();
-		ob.active = false;
-		ob.c = NULL;
-	}
+	ob_end();
 }
 
 /* --- creation and teardown ------------------------------------------------- */
@@ -1635,7 +1644,7 @@ static int watch_dir(struct daemon *d, struct anchor *a, int dirfd, const char *
 		if (e < 0)
 			return r;
 		d->fallback->ops->set_interest(d->fallback, source_interest(d));
-		d->fallback->want_stat = d->n_want_stat > 0;
+		sources_want_stat(d);
 		log_info("inotify fallback started");
 	}
 	const char *why = *reason;
