@@ -109,6 +109,8 @@ struct sub {
 	const char *warning;          /* static: why only local changes are seen, or NULL */
 	bool privileged;              /* sees everything, pids included */
 	bool ending;                  /* unmounted or root deleted: free when drained */
+	bool lagging;                 /* kept an event waiting LAG_NS: holds nobody back
+	                               * until it has emptied its ring (subscriber.c) */
 	/* a resume older than the memory history reads the journal first:
 	 * its cursor (owned), the last ID it gave, and per anchor the
 	 * filesystem identity journaled events must carry */

@@ -259,6 +259,9 @@ bool ring_has_drop(const struct ring *r);
  * Merges with a drop already pending.  @scope NULL means the ring's root. */
 void ring_mark_dropped(struct ring *r, uint32_t reason_flags, uint64_t count,
 		       uint64_t id_first, uint64_t id_last, const char *scope);
+/* CLOCK_MONOTONIC at which the oldest queued entry's event was pooled, 0 if
+ * the ring is empty (how long its owner has kept it waiting). */
+uint64_t ring_head_mono(const struct ring *r);
 /* Counts @ev, in the view @view, in the pending drop instead of queueing it,
  * with every entry still queued (the owner's subscriber already lost events
  * and is not reading: it will rescan anyway). */

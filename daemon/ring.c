@@ -381,6 +381,11 @@ void ring_drop_event(struct ring *r, const struct pool_event *ev, uint8_t view)
 	drop_add_event(r, ev, view);
 }
 
+uint64_t ring_head_mono(const struct ring *r)
+{
+	return r->count ? r->slots[r->head].ev->mono_ns : 0;
+}
+
 uint32_t ring_headroom(const struct ring *r, uint32_t cap)
 {
 	uint32_t half = r->limit / 2 < cap ? r->limit / 2 : cap;

@@ -616,6 +616,13 @@ static void sub_wake(struct sub *s, int verdict)
  * a slow reader costs nothing by itself: it loses events only if its ring
  * then overflows. */
 #define STALL_NS (250ull * 1000000ull)
+/* A client that reads, but slower than the events come, must not set the
+ * pace for everyone: once the oldest event in a subscription's ring has
+ * waited this long, the subscription holds nobody back until it has emptied
+ * its ring (if it fills up meanwhile, it is told what it lost).  Events
+ * wait in the kernel, not the ring, while reading is held, so a subscriber
+ * that keeps up drains its ring long before this. */
+#define LAG_NS (1000ull * 1000000ull)
 
 bool sub_client_stalled(const struct client *c, uint64_t now_ns)
 {
@@ -663,7 +670,10 @@ static size_t sink_read_room(void *ctx)
 		if (c->closing || sub_client_stalled(c, now))
 			continue;
 		for (struct sub *s = c->subs; s; s = s->next) {
-			if (s->ending)
+			uint64_t head = ring_head_mono(s->ring);
+			if (head && now > head + LAG_NS)
+				s->lagging = true;
+			if (s->ending || s->lagging)
 				continue;
 			size_t h = ring_headroom(s->ring, cap);
 			if (h < room)
@@ -1430,6 +1440,7 @@ static bool drain_sub(struct sub *s, size_t high)
 	}
 	if (ring_peek(s->ring) || ring_has_drop(s->ring))
 		return true;
+	s->lagging = false; /* it caught up */
 	if (s->ending) {
 		sub_destroy(s);
 		return false;

@@ -10,7 +10,11 @@
 #    the daemon's peak memory stays within the bound plus the fixed cost of
 #    its 1001 connections (measured before the burst);
 #  - `fsnotectl watch --json` into a pipe on an unpaced burst: no dropped
-#    record, every event, as `inotifywait -m -r` manages on the same burst.
+#    record, every event, as `inotifywait -m -r` manages on the same burst;
+#  - a hostile user's subscriber that reads, but slower than the burst (its
+#    socket 32 KiB every 20 ms), does not set the pace for everyone: a
+#    reader beside it finishes the burst within the lag window (1 s) plus
+#    slack of its time alone.
 # fanotify only: inotify's kernel queue is bounded (max_queued_events), so
 # an unpaced burst can overflow it whatever the daemon does, and then every
 # subscriber is told to rescan.
@@ -28,6 +32,7 @@ real=$(dirname "$SINK")/.libs/$(basename "$SINK")
 cp "$real" "$E2E_TMP/.bin/fsnote-sink"
 chmod a+rx "$E2E_TMP/.bin/fsnote-sink"
 USER_SINK=$E2E_TMP/.bin/fsnote-sink
+PYTHON_SRC=${abs_top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/python
 
 # sanitized builds are several times slower: smaller bursts, same checks
 N100=50000; NSTALL=16000; NCLI=50000
@@ -120,7 +125,63 @@ check_cli_pipe() {
     e2e_pass "fsnotectl watch --json | cat on an unpaced burst of $NCLI: all $got events, no dropped record"
 }
 
+# a subscriber through the Python package that then reads its socket
+# steadily and slowly itself: the pace a hostile client can hold
+TRICKLE='
+import sys, time, fsnote
+c = fsnote.connect(client_name="trickle")
+c.subscribe(sys.argv[1])
+s = c._sock
+s.setblocking(True)
+print("ready", flush=True)
+while s.recv(32768):
+    time.sleep(0.02)
+'
+
+burst_ms() {  # DIR ITER: one reader, the burst, until it holds the end
+    rm -rf "${1:?}"/*  # the end is a file the burst creates
+    "$USER_SINK" --subs 1 --timeout 600 "$1" > "$E2E_TMP/b.out" 2> "$E2E_TMP/b.err" &
+    local s=$!
+    wait_ready "$E2E_TMP/b.err" 60
+    local t0; t0=$(date +%s%N)
+    "$WORKLOAD" burst --iterations "$2" --rate 0 "$1" > /dev/null
+    wait $s || e2e_fail "the reader failed: $(cat "$E2E_TMP/b.err")"
+    jq -e '.complete and .dropped_records == 0' "$E2E_TMP/b.out" > /dev/null ||
+        e2e_fail "the reader lost events: $(cat "$E2E_TMP/b.out")"
+    echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+
+check_slow_reader() {
+    if [ -n "${ASAN_OPTIONS:-}" ]; then
+        echo "skipped under the sanitizers: a comparison of times"
+        return 0
+    fi
+    [ -x /usr/bin/python3 ] || { echo "skipped: no /usr/bin/python3"; return 0; }
+    local w=$E2E_TMP/t py=$E2E_TMP/.py n=20000
+    mkdir -p "$w" "$py"
+    chmod 0777 "$w"
+    cp -r "$PYTHON_SRC/fsnote" "$py/"
+    chmod -R a+rX "$py"
+    rm -f "$E2E_TMP/fsnoted.json"
+    e2e_start_daemon --backend fanotify
+    chmod 0666 "$FSNOTE_SOCKET"
+    local alone beside
+    alone=$(burst_ms "$w" "$n")
+    "${NOBODY[@]}" env PYTHONPATH="$py" PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -c "$TRICKLE" "$w" \
+        > "$E2E_TMP/trickle.out" 2>&1 &
+    E2E_BG_PIDS+=("$!")
+    for _ in $(seq 250); do grep -q ready "$E2E_TMP/trickle.out" && break; sleep 0.02; done
+    grep -q ready "$E2E_TMP/trickle.out" || e2e_fail "the slow reader did not start: $(cat "$E2E_TMP/trickle.out")"
+    beside=$(burst_ms "$w" "$n")
+    e2e_stop_bg
+    e2e_stop_daemon
+    [ "$beside" -le $(( alone + 3000 )) ] ||
+        e2e_fail "a slow reader set the pace: the burst took $beside ms beside it, $alone ms alone"
+    e2e_pass "a hostile slow reader does not set the pace: $beside ms beside it, $alone ms alone"
+}
+
 check_hundred
 check_stalled_thousand
 check_cli_pipe
+check_slow_reader
 e2e_summary
