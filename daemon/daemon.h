@@ -33,9 +33,6 @@
 struct client;
 struct sub;
 
-/* Records go into a connection's output in runs of at most this many bytes
- * (subscriber.c), and libevent allocates its chains to match. */
-#define OUT_RUN_MAX (16u * 1024u)
 
 /* What one uid holds; every connection, subscription and queued byte is
  * charged here. */
@@ -145,7 +142,6 @@ struct client {
 	uint64_t pending_fd_offset;   /* stream offset of the last byte of the read it came with */
 	size_t charged_len;           /* out bytes charged to acct */
 	size_t charged;               /* what they cost the heap, charged to the pool's bound */
-	size_t run_max;               /* largest run added since the output was empty */
 	/* when it last had nothing pending, or last wrote something while it
 	 * did (0: nothing pending); see sub_client_stalled() */
 	uint64_t busy_since_ns;
@@ -264,9 +260,6 @@ void server_send_error(struct client *c, uint32_t req_id, int error, const char 
 void server_begin_shutdown(struct daemon *d);
 void server_free_clients(struct daemon *d);
 struct uid_acct *server_acct(struct daemon *d, uid_t uid);
-/* Records already taken from rings could not be queued (no memory): the
- * connection is closed, so that the loss is not silent. */
-void server_output_failed(struct client *c);
 /* Charge or release output bytes against the client's uid. */
 void server_charge(struct client *c);
 

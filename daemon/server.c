@@ -60,27 +60,23 @@ struct uid_acct *server_acct(struct daemon *d, uid_t uid)
 }
 
 /* What an output buffer holding @len bytes costs the heap: libevent keeps
- * them in chains, each with a header, and frees a chain only once all of it
- * is sent, so the first may be mostly sent and the last mostly empty: at
- * most the largest run of records it was given since it was last empty. */
-#define OUT_CHAIN_SLACK_MIN 4096u  /* evbuffer_add()'s own chains */
+ * them in chains of up to 4 KiB it allocates as they fill (evbuffer_add()),
+ * so the last one may be mostly empty, and each has a header. */
+#define OUT_CHAIN_SLACK 4096u
 #define OUT_CHAIN_HEADER 64u
-static size_t output_cost(const struct client *c, size_t len)
+static size_t output_cost(struct evbuffer *out, size_t len)
 {
 	if (len == 0)
 		return 0;
-	int chains = evbuffer_peek(c->out, -1, NULL, NULL, 0);
-	size_t slack = c->run_max > OUT_CHAIN_SLACK_MIN ? c->run_max : OUT_CHAIN_SLACK_MIN;
-	return len + slack + (chains > 0 ? (size_t)chains : 1) * OUT_CHAIN_HEADER;
+	int chains = evbuffer_peek(out, -1, NULL, NULL, 0);
+	return len + OUT_CHAIN_SLACK + (chains > 0 ? (size_t)chains : 1) * OUT_CHAIN_HEADER;
 }
 
 void server_charge(struct client *c)
 {
 	struct daemon *d = c->d;
 	size_t len = evbuffer_get_length(c->out);
-	size_t cost = output_cost(c, len);
-	if (len == 0)
-		c->run_max = 0; /* every chain is freed */
+	size_t cost = output_cost(c->out, len);
 	c->acct->queued_bytes = c->acct->queued_bytes - c->charged_len + len;
 	d->out_bytes = d->out_bytes - c->charged + cost;
 	c->charged = cost;
@@ -127,12 +123,6 @@ static void close_now(struct client *c)
 	event_del(c->ev_read);
 	struct timeval now = { 0, 0 };
 	evtimer_add(c->ev_deadline, &now);
-}
-
-void server_output_failed(struct client *c)
-{
-	log_err("cannot queue events for pid %d uid %u: out of memory; closing", (int)c->pid, c->uid);
-	close_now(c);
 }
 
 /* Appends a frame built by the caller.  A frame that cannot be encoded (it

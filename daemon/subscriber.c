@@ -1143,94 +1143,24 @@ static void fill_stat(struct codec_stat *cs, uint64_t dev, const struct pool_sta
 	}
 }
 
-/* Records bound for one client's output are gathered here while it is
- * drained, and go into its evbuffer in one evbuffer_add() per run of up to
- * OB_SIZE bytes: one call and one chain for a run of records.  A chain is
- * freed only once all of it is sent, so the run's size is what a
- * connection may hold beyond its queued bytes, and server.c charges it
- * (client.run_max).  Outside a drain (ob.active false) records go straight
- * to the output.  Drains do not nest. */
-#define OB_SIZE OUT_RUN_MAX
-static struct {
-	bool active;
-	struct client *c;
-	size_t len;
-	uint8_t buf[OB_SIZE];
-} ob;
-
-/* Moves what is gathered into its client's output.  Nothing gathered may be
- * lost without a word: if the output cannot take it, the connection is
- * closed (the client sees it end). */
-static void ob_flush(void)
-{
-	if (!ob.len)
-		return;
-	if (evbuffer_add(ob.c->out, ob.buf, ob.len) < 0)
-		server_output_failed(ob.c);
-	if (ob.len > ob.c->run_max)
-		ob.c->run_max = ob.len;
-	ob.len = 0;
-}
-
-static void ob_begin(void)
-{
-	ob.active = true;
-}
-
-static void ob_end(void)
-{
-	ob_flush();
-	ob.active = false;
-	ob.c = NULL;
-}
-
-/* What @c has queued, gathered records included. */
-static size_t out_len(const struct client *c)
-{
-	return evbuffer_get_length(c->out) + (ob.c == c ? ob.len : 0);
-}
-
-/* Where a record of @n bytes for @c is to be written: the run being
- * gathered, or outside a drain @scratch, which out_commit() then adds. */
-static uint8_t *out_space(struct client *c, size_t n, uint8_t *scratch)
-{
-	if (!ob.active || n > OB_SIZE)
-		return scratch;
-	if (ob.c != c || ob.len + n > OB_SIZE)
-		ob_flush();
-	ob.c = c;
-	return ob.buf + ob.len;
-}
-
-/* Queues the @n bytes written at @p (from out_space()). */
-static int out_commit(struct client *c, const uint8_t *p, size_t n)
-{
-	if (p == ob.buf + ob.len && ob.active && ob.c == c) {
-		ob.len += n;
-		return 0;
-	}
-	return evbuffer_add(c->out, p, n) < 0 ? -ENOMEM : 0;
-}
-
 /* Appends @ce to @c's output; with @ev and a @key, the encoded record is
- * also kept on @ev for the next subscriber with the same view.  Returns 0,
- * or -errno when it could not be queued (the caller must then keep the
- * loss from being silent). */
+ * also kept on @ev for the next subscriber with the same view.  Encoding
+ * goes through a scratch buffer and evbuffer_add(), which sizes its chains
+ * (up to 4 KiB) to what they hold: reserving a whole maximal frame in the
+ * output would cost every stalled client a large chain for one small
+ * record.  Returns 0, or -errno when it could not be queued (the caller
+ * must then keep the loss from being silent). */
 static int emit_keep(struct client *c, const struct codec_event *ce, struct pool_event *ev,
 		     uint64_t key)
 {
 	static uint8_t buf[EVENT_FRAME_MAX];
 
-	/* its length is known only once encoded: encoded aside, then copied */
 	int n = codec_encode_event(buf, sizeof(buf), ce);
 	if (n < 0) {
 		log_warn("cannot encode event %llu: %s", (unsigned long long)ce->id, strerror(-n));
 		return n;
 	}
-	uint8_t *p = out_space(c, (size_t)n, buf);
-	if (p != buf)
-		memcpy(p, buf, (size_t)n);
-	if (out_commit(c, p, (size_t)n) < 0)
+	if (evbuffer_add(c->out, buf, (size_t)n) < 0)
 		return -ENOMEM;
 	if (ev && key)
 		(void)pool_event_set_encoding(c->d->pool, ev, key, buf, (size_t)n);
@@ -1247,17 +1177,15 @@ static int emit(struct client *c, const struct codec_event *ce)
  * with this one's SUB_ID. */
 static int emit_copy(struct sub *s, const struct pool_event *ev)
 {
-	static uint8_t scratch[EVENT_FRAME_MAX];
-	struct client *c = s->client;
+	static uint8_t buf[EVENT_FRAME_MAX];
 
-	if (ev->enc_len > sizeof(scratch))
+	if (ev->enc_len > sizeof(buf))
 		return -EINVAL;
-	uint8_t *p = out_space(c, ev->enc_len, scratch);
-	memcpy(p, ev->enc, ev->enc_len);
-	codec_patch_event_sub_id(p, s->id);
-	if (out_commit(c, p, ev->enc_len) < 0)
+	memcpy(buf, ev->enc, ev->enc_len);
+	codec_patch_event_sub_id(buf, s->id);
+	if (evbuffer_add(s->client->out, buf, ev->enc_len) < 0)
 		return -ENOMEM;
-	c->d->events_delivered++;
+	s->client->d->events_delivered++;
 	return 0;
 }
 
@@ -1419,7 +1347,7 @@ static bool drain_sub(struct sub *s, size_t high)
 
 	/* no room (a client that stopped reading): its records wait, and its
 	 * ring asks for no wake-up until it has had this one */
-	if (out_len(c) >= high)
+	if (evbuffer_get_length(c->out) >= high)
 		return sub_pending(s);
 	if (s->timer)
 		evtimer_del(s->timer);
@@ -1432,7 +1360,7 @@ static bool drain_sub(struct sub *s, size_t high)
 	}
 	if (s->replay && journal_replay_drain(s, high))
 		return true;
-	while (out_len(c) < high && (e = ring_peek(s->ring))) {
+	while (evbuffer_get_length(c->out) < high && (e = ring_peek(s->ring))) {
 		(void)emit_event(s, e);
 		ring_pop(s->ring);
 		if (ring_has_drop(s->ring))
@@ -1448,7 +1376,7 @@ static bool drain_sub(struct sub *s, size_t high)
 	return false;
 }
 
-static bool drain_client(struct client *c, size_t high)
+bool sub_drain_client(struct client *c, size_t high)
 {
 	bool more = false;
 
@@ -1470,7 +1398,7 @@ static bool drain_client(struct client *c, size_t high)
 			more = true;
 		else if (!c->subs)
 			break;
-		if (out_len(c) >= high) {
+		if (evbuffer_get_length(c->out) >= high) {
 			c->drain_cursor = next;
 			return true;
 		}
@@ -1489,19 +1417,9 @@ static bool drain_client(struct client *c, size_t high)
 	return more;
 }
 
-bool sub_drain_client(struct client *c, size_t high)
-{
-	ob_begin();
-	bool more = drain_client(c, high);
-	ob_end();
-	return more;
-}
-
 void sub_drain_all(struct sub *s)
 {
-	ob_begin();
 	(void)drain_sub(s, SIZE_MAX);
-	ob_end();
 }
 
 /* --- creation and teardown ------------------------------------------------- */
@@ -2524,7 +2442,7 @@ static bool journal_replay_drain(struct sub *s, size_t high)
 	struct pool_event *ev;
 	uint64_t fsid;
 
-	while (out_len(c) < high) {
+	while (evbuffer_get_length(c->out) < high) {
 		int r = journal_cursor_next(s->replay, &ev, &fsid);
 		if (r <= 0) {
 			if (r < 0) {
